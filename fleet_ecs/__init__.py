@@ -1,0 +1,3 @@
+"""fleet-ecs: check, across a Windows fleet, whether Microsoft Defender can reach its ECS service."""
+
+__version__ = "0.1.0"

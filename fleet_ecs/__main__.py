@@ -1,0 +1,3 @@
+from fleet_ecs.cli import main
+
+main()

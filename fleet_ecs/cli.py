@@ -1,0 +1,221 @@
+"""The ``fleet-ecs`` command line.
+
+Exit codes (what a scheduler acts on):
+    0  every host ok
+    1  at least one host not ok (status warn or fail)
+    2  usage error (typer/click's own code)
+    3  the scan could not run: bad inventory, missing credentials, unwritable output,
+       simulator address in use
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fleet_ecs import __version__
+from fleet_ecs.errors import EXIT_CANNOT_RUN, EXIT_HOSTS_NOT_OK, EXIT_OK, FleetEcsError
+from fleet_ecs.models import CaptureMode, HostSpec, ScanSettings
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Check, across a Windows fleet, whether Microsoft Defender can reach its ECS service.",
+)
+
+# Short budgets for the simulated fleet: 50 hosts finish well under a minute.
+DEMO_SETTINGS = dict(deadline=30.0, probe_timeout=3.0, read_timeout=10.0, connect_timeout=3.0)
+
+
+def main() -> None:
+    app()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details to stderr."),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        # pypsrp logs every retried Receive at ERROR with a traceback; our results say it better.
+        logging.getLogger("pypsrp").setLevel(logging.CRITICAL)
+
+
+@app.command()
+def scan(
+    inventory: Path = typer.Argument(..., help="Inventory file (YAML, Ansible YAML/INI, CSV, list)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write results into."),
+    concurrency: int = typer.Option(32, min=1, max=2000, help="Hosts scanned at once."),
+    rate: float = typer.Option(10.0, min=0.1, help="New connections started per second."),
+    deadline: float = typer.Option(300.0, min=5, help="Seconds allowed per host."),
+    capture: CaptureMode = typer.Option(
+        CaptureMode.ON_FAILURE, help="Record a netsh trace and fetch it: off, on-failure, always."
+    ),
+) -> None:
+    """Scan every host of INVENTORY and write results, CSV and HTML into --out."""
+    settings = ScanSettings(
+        concurrency=concurrency, rate=rate, deadline=deadline, capture=capture, run_id=_run_id()
+    )
+    code = _guard(lambda: _scan_inventory(inventory, out, settings))
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    hosts: int = typer.Option(20, "--hosts", "-n", min=1, max=5000, help="Simulated hosts."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory."),
+    concurrency: int = typer.Option(25, min=1, max=2000, help="Hosts scanned at once."),
+) -> None:
+    """Start a simulated fleet on loopback, scan it like a real one, and show the report."""
+    out = out or Path(f"fleet-ecs-demo-{datetime.now():%Y%m%d-%H%M%S}")
+    settings = ScanSettings(
+        concurrency=concurrency, rate=200.0, capture=CaptureMode.ON_FAILURE,
+        run_id=_run_id(), **DEMO_SETTINGS,
+    )
+    code = _guard(lambda: _run_demo(hosts, out, settings))
+    raise typer.Exit(EXIT_OK if code in (EXIT_OK, EXIT_HOSTS_NOT_OK) else code)
+
+
+@app.command()
+def simulate(
+    inventory: Path = typer.Argument(..., help="Inventory whose hosts to simulate."),
+) -> None:
+    """Serve the simulated endpoints of INVENTORY until stopped (Ctrl-C)."""
+    raise typer.Exit(_guard(lambda: _serve(inventory)))
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory written by scan or demo."),
+) -> None:
+    """Rebuild CSV, JSONL, HTML and per-host reports from a run directory, without rescanning."""
+
+    def rebuild() -> int:
+        summary = _build_reports(run_dir)
+        return EXIT_OK if summary.all_ok else EXIT_HOSTS_NOT_OK
+
+    raise typer.Exit(_guard(rebuild))
+
+
+# -- implementation ----------------------------------------------------------------------
+
+
+def _guard(action) -> int:  # noqa: ANN001
+    """Run ``action``; a ``FleetEcsError`` becomes one line on stderr and its exit code."""
+    try:
+        return action()
+    except FleetEcsError as exc:
+        typer.echo(f"fleet-ecs: {exc}", err=True)
+        return exc.exit_code
+
+
+def _run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def _scan_inventory(inventory: Path, out: Path, settings: ScanSettings) -> int:
+    from fleet_ecs.credentials import resolve_credentials
+    from fleet_ecs.inventory import load_inventory
+
+    inv = load_inventory(inventory)
+    store = resolve_credentials(inv.hosts)
+    return _scan(inv.hosts, store.password_for, out, settings, str(inventory))
+
+
+def _scan(hosts: list[HostSpec], passwords, out: Path, settings: ScanSettings,  # noqa: ANN001
+          source: str) -> int:
+    from fleet_ecs import rundir
+    from fleet_ecs.controller import Controller
+    from fleet_ecs.hostscan import now_iso
+    from fleet_ecs.progress import Progress
+
+    rundir.prepare(out)
+    meta = {
+        "run_id": settings.run_id, "tool_version": __version__, "inventory": source,
+        "started_at": now_iso(), "finished_at": None, "hosts": len(hosts),
+        "settings": {k: (v.value if hasattr(v, "value") else v)
+                     for k, v in settings.__dict__.items()},
+    }
+    rundir.write_run_meta(out, meta)
+    with Progress(len(hosts)) as progress:
+        controller = Controller(settings, out, passwords, on_result=progress.update)
+        outcome = _run_controller(controller, hosts)
+    meta["finished_at"] = now_iso()
+    meta["stopped"] = outcome.stopped
+    rundir.write_run_meta(out, meta)
+    summary = _build_reports(out)
+    _print_summary(summary, out)
+    return EXIT_OK if summary.all_ok and not outcome.stopped else EXIT_HOSTS_NOT_OK
+
+
+def _run_controller(controller, hosts: list[HostSpec]):  # noqa: ANN001, ANN202
+    async def runner():  # noqa: ANN202
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, controller.request_stop)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests) or no signal support
+        return await controller.run(hosts)
+
+    return asyncio.run(runner())
+
+
+def _build_reports(run_dir: Path):  # noqa: ANN202
+    from fleet_ecs.report.build import build_reports
+
+    return build_reports(run_dir)
+
+
+def _print_summary(summary, out: Path) -> None:  # noqa: ANN001
+    counts = ", ".join(f"{k.value} {v}" for k, v in summary.by_category.items())
+    typer.echo(f"{summary.hosts} hosts: {counts}")
+    typer.echo(f"report: {out / 'report.html'}")
+    typer.echo(f"csv:    {out / 'results.csv'}")
+
+
+def _run_demo(count: int, out: Path, settings: ScanSettings) -> int:
+    from fleet_ecs.sim.credentials import DEMO_PASSWORD
+    from fleet_ecs.sim.fleet import SimulatedFleet, build_hosts, demo_specs, find_free_block
+
+    specs = demo_specs(count, find_free_block(count))
+    handle = SimulatedFleet(build_hosts(specs)).start_in_thread()
+    typer.echo(f"simulated fleet: {count} hosts from {specs[0].address}", err=True)
+    try:
+        return _scan(specs, lambda _spec: DEMO_PASSWORD, out, settings, "demo")
+    finally:
+        handle.stop()
+
+
+def _serve(inventory: Path) -> int:
+    from fleet_ecs.inventory import load_inventory
+    from fleet_ecs.sim.fleet import SimulatedFleet, build_hosts
+
+    inv = load_inventory(inventory)
+    fleet = SimulatedFleet(build_hosts(inv.hosts))
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    # Block the stop signals before the server thread starts (it inherits the mask), so that
+    # they reach only the main thread, which waits for them synchronously below.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    handle = fleet.start_in_thread()
+    try:
+        typer.echo(f"ready: simulating {len(inv.hosts)} hosts of {inventory}; Ctrl-C stops")
+        sys.stdout.flush()
+        signal.sigwait(stop_signals)
+    finally:
+        handle.stop()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+    return EXIT_OK

@@ -1,0 +1,177 @@
+"""Drive a whole fleet concurrently: one asyncio task per host, bounded and rate limited.
+
+pypsrp is synchronous, so each host's scan runs in a worker thread of a dedicated executor
+sized to the concurrency bound. The event loop owns the policy: a semaphore for how many hosts
+are in flight, an ``asyncio-throttle`` limit on how many new connections start per second (the
+domain controllers feel every new Negotiate logon), and a deadline per host.
+
+The workers are daemon threads: a worker stuck inside a socket call past every timeout must
+never keep the CLI from exiting. Results stream to disk as they arrive; memory holds only the
+hosts in flight and a few counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleet_ecs import rundir
+from fleet_ecs.hostscan import now_iso, scan_host
+from fleet_ecs.models import Category, HostResult, HostSpec, ScanSettings, Status
+from fleet_ecs.probe.diagnose import failure
+from fleet_ecs.transport.session import CLEANUP_GRACE, Budget
+
+logger = logging.getLogger(__name__)
+
+# Past its deadline a worker still gets this long to stop its capture and close its shell.
+_JOIN_GRACE = CLEANUP_GRACE + 5.0
+
+
+class DaemonExecutor:
+    """A fixed pool of daemon worker threads (``ThreadPoolExecutor`` joins its threads at exit)."""
+
+    def __init__(self, workers: int, name: str = "fleet-ecs-worker") -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, func: Callable, *args) -> Future:  # noqa: ANN002
+        future: Future = Future()
+        self._jobs.put((future, func, args))
+        return future
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, func, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(func(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                future.set_exception(exc)
+
+
+@dataclass
+class ScanCounters:
+    total: int = 0
+    done: int = 0
+    failing: int = 0
+    in_flight: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ScanOutcome:
+    counters: ScanCounters
+    stopped: bool = False
+
+
+class Controller:
+    def __init__(
+        self,
+        settings: ScanSettings,
+        run_dir: Path,
+        passwords: Callable[[HostSpec], str | None],
+        on_result: Callable[[HostResult, ScanCounters], None] | None = None,
+        scan: Callable[..., HostResult] = scan_host,
+    ) -> None:
+        self.settings = settings
+        self._scan = scan
+        self.run_dir = run_dir
+        self.passwords = passwords
+        self.on_result = on_result
+        self.counters = ScanCounters()
+        self.stop_event = threading.Event()
+        self._budgets: set[Budget] = set()
+
+    def request_stop(self) -> None:
+        """Start no new host; in-flight hosts stop at their next step and clean up."""
+        self.stop_event.set()
+
+    async def run(self, hosts: Iterable[HostSpec]) -> ScanOutcome:
+        from asyncio_throttle import Throttler
+
+        hosts = list(hosts)
+        self.counters.total = len(hosts)
+        workers = max(1, min(self.settings.concurrency, len(hosts) or 1))
+        executor = DaemonExecutor(workers)
+        semaphore = asyncio.Semaphore(workers)
+        throttler = Throttler(rate_limit=max(1, int(self.settings.rate)), period=1.0)
+        try:
+            tasks = [
+                asyncio.create_task(self._one(spec, executor, semaphore, throttler))
+                for spec in hosts
+            ]
+            await asyncio.gather(*tasks)
+        finally:
+            executor.shutdown()
+        return ScanOutcome(self.counters, stopped=self.stop_event.is_set())
+
+    async def _one(self, spec, executor, semaphore, throttler) -> None:  # noqa: ANN001
+        async with semaphore:
+            if self.stop_event.is_set():
+                return
+            async with throttler:
+                pass
+            if self.stop_event.is_set():
+                return
+            self.counters.in_flight += 1
+            try:
+                result = await self._scan_in_worker(spec, executor)
+            finally:
+                self.counters.in_flight -= 1
+        self._record(result)
+
+    async def _scan_in_worker(self, spec: HostSpec, executor: DaemonExecutor) -> HostResult:
+        budget = Budget(self.settings.deadline, self.stop_event)
+        future = executor.submit(
+            self._scan, spec, self.passwords(spec), self.settings, budget, self.run_dir
+        )
+        try:
+            return await asyncio.wait_for(
+                asyncio.wrap_future(future), self.settings.deadline + _JOIN_GRACE
+            )
+        except asyncio.TimeoutError:
+            # The worker ignored every timeout it was given; report the host and move on. The
+            # daemon thread finishes (or not) on its own without blocking the run.
+            logger.error("%s: worker did not return within its deadline", spec.name)
+            return _late_result(spec, self.settings.deadline)
+
+    def _record(self, result: HostResult) -> None:
+        rundir.write_result(self.run_dir, result)
+        counters = self.counters
+        counters.done += 1
+        counters.by_status[result.status.value] = counters.by_status.get(result.status.value, 0) + 1
+        if result.status is not Status.OK:
+            counters.failing += 1
+        logger.info("%s: %s %s", result.host, result.status.value, result.category.value)
+        if self.on_result is not None:
+            self.on_result(result, counters)
+
+
+def _late_result(spec: HostSpec, deadline: float) -> HostResult:
+    diagnosis = failure(Category.DEADLINE_EXCEEDED, f"no answer within the {deadline:g} s deadline")
+    stamp = now_iso()
+    return HostResult(
+        host=spec.name, address=spec.address, port=spec.port, transport=spec.transport.value,
+        status=diagnosis.status, category=diagnosis.category, hint=diagnosis.hint,
+        evidence=diagnosis.evidence, groups=list(spec.groups), error=diagnosis.evidence[0],
+        started_at=stamp, finished_at=stamp, duration_s=deadline,
+    )

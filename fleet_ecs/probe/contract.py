@@ -1,0 +1,120 @@
+"""The contract between the PowerShell probe steps and everything that reads their output.
+
+How a step travels
+------------------
+Each step is one PowerShell script rendered from ``templates/probe/<step>.ps1.j2`` and run as a
+single pipeline (``PowerShell.add_script``) in the host's one RunspacePool. Every rendered script
+
+* starts with the marker line ``# fleet-ecs step: <step> v<schema>`` (``STEP_MARKER`` below);
+* then assigns its inputs, one per line, as ``$FE_<Name> = '<value>'``: a PowerShell
+  single-quoted literal in which every quote character is doubled (see ``psquote``). Numbers
+  and booleans are rendered the same way, as strings, so every input has one shape;
+* writes to the output stream exactly one JSON document (``ConvertTo-Json -Compress``),
+  except ``fetch``, which writes base64 chunks and then one JSON document.
+
+The simulated fleet recognises a step by its marker and reads its inputs from those
+assignment lines (``parse_inputs``); the controller never sends anything else.
+
+The JSON documents are *raw facts*: texts as Windows printed them, numbers as Windows
+reported them. Parsing and every decision happen in Python (``fleet_ecs.probe.parse`` and
+``fleet_ecs.probe.diagnose``).
+
+Step inputs (``$FE_<Name>``)
+----------------------------
+facts   RunId
+ecs     MpCmdRun (full path of the MpCmdRun.exe to run), TrustedPublisher (the ``O=`` value the
+        signer subject must hold, ``Microsoft Corporation``)
+probe   Url, Host, WorkDir (``<temp>\\fleet-ecs-<run id>``), Capture (``1``/``0``),
+        CaptureMaxMb, TimeoutSec, TraceSession, BodyLimit (bytes of body to keep)
+fetch   Path, ChunkSize (bytes per base64 chunk, before encoding)
+cleanup WorkDir, TraceSession
+
+Step outputs (keys; ``null`` is allowed wherever a fact could not be gathered)
+-----------------------------------------------------------------------------
+facts   {step, schema, ps_version, ps_edition, clr_version, computer_name, user, is_admin,
+         os_caption, os_version, os_build, os_ubr, product_type, temp_dir,
+         defender_install_location, platform_root, platform_folders: [names],
+         windefend_service: "Running"|"Stopped"|...|null, mdcoresvc_service,
+         mp_status: {AMProductVersion, AMEngineVersion, AMServiceVersion, AMRunningMode,
+                     RealTimeProtectionEnabled} | null,
+         mp_status_error}
+        When PowerShell is older than 5.1 the script stops early and the document holds only
+        {step, schema, ps_version}.
+ecs     {step, schema, path, exists,
+         signature: {status, status_message, signer_subject, signer_thumbprint} | null,
+         ran, exit_code, output, elapsed_ms}
+        ``output`` is MpCmdRun's stdout and stderr joined with CRLF, verbatim. ``ran`` is false
+        when the binary is missing or its signature is not Valid from the trusted publisher.
+probe   {step, schema, url, host,
+         capture: {requested, status_before, status_before_exit, stale_stopped, started,
+                   start_output, start_exit, stop_output, stop_exit, path, size, sha256},
+         dns: {elapsed_ms, records: [{Name, Type, TTL, IPAddress|NameHost}], error,
+               error_id, native_code},
+         tcp: {address, port, ok, elapsed_ms, error, socket_error},
+         winhttp_proxy: {output, exit_code},
+         http: {proxy, elapsed_ms, status, status_description, headers: {name: value},
+                body_excerpt, error_status, error_message, inner_errors: [..],
+                cert: {subject, issuer, thumbprint, not_before, not_after, chain: [subjects,
+                       leaf first]} | null}}
+        ``error_status`` is the ``System.Net.WebExceptionStatus`` name (``ProtocolError``,
+        ``NameResolutionFailure``, ``ConnectFailure``, ``Timeout``, ``TrustFailure``,
+        ``SecureChannelFailure``, ...); ``socket_error`` a WSA code (10060, 10061, ...).
+fetch   base64 chunk strings in order, then {step, schema, path, size, sha256} (upper-case hex,
+        as Get-FileHash prints it). A missing file gives only {step, schema, path, error}.
+cleanup {step, schema, work_dir, trace_stopped, removed, error}
+"""
+
+from __future__ import annotations
+
+import re
+
+SCHEMA = 1
+STEPS = ("facts", "ecs", "probe", "fetch", "cleanup")
+STEP_MARKER = "# fleet-ecs step: {step} v{schema}"
+TRACE_SESSION = "FleetEcsTrace"
+WORK_DIR_PREFIX = "fleet-ecs-"
+
+_MARKER_RE = re.compile(r"^# fleet-ecs step: (?P<step>[a-z]+) v(?P<schema>\d+)\s*$", re.M)
+_INPUT_RE = re.compile(r"^\$FE_(?P<name>[A-Za-z0-9]+) = '(?P<value>(?:[^'\u2018\u2019\u201a\u201b]|''|\u2018\u2018|\u2019\u2019|\u201a\u201a|\u201b\u201b)*)'\s*$", re.M)
+_QUOTES = "'\u2018\u2019\u201a\u201b"
+
+
+def psquote(value: object) -> str:
+    """Render ``value`` as a PowerShell single-quoted literal.
+
+    PowerShell treats the typographic quotes U+2018..U+201B as single quotes too, so each of
+    them must be doubled as well, or a value holding one could end the literal early.
+    """
+    text = "" if value is None else str(value)
+    if isinstance(value, bool):
+        text = "1" if value else "0"
+    out = []
+    for char in text:
+        out.append(char * 2 if char in _QUOTES else char)
+    return "'" + "".join(out) + "'"
+
+
+def psunquote(literal_body: str) -> str:
+    """Undo ``psquote`` on the text between the outer quotes."""
+    out = []
+    i = 0
+    while i < len(literal_body):
+        char = literal_body[i]
+        out.append(char)
+        if char in _QUOTES and i + 1 < len(literal_body) and literal_body[i + 1] == char:
+            i += 1
+        i += 1
+    return "".join(out)
+
+
+def step_of(script: str) -> tuple[str, int] | None:
+    """The (step, schema) a rendered script declares, or None if it is not one of ours."""
+    match = _MARKER_RE.search(script)
+    if match is None:
+        return None
+    return match["step"], int(match["schema"])
+
+
+def parse_inputs(script: str) -> dict[str, str]:
+    """The ``$FE_<Name>`` inputs of a rendered script, unquoted, keyed by ``<Name>``."""
+    return {m["name"]: psunquote(m["value"]) for m in _INPUT_RE.finditer(script)}

@@ -1,0 +1,133 @@
+"""The probe of one host, step by step, over an open ``HostSession`` (runs in a worker thread).
+
+Order: facts -> ecs (signature + MpCmdRun) -> probe (DNS, TCP, proxy, HTTPS inside a capture)
+-> fetch (capture, when the policy asks) -> cleanup. Python decides between steps: which
+MpCmdRun to run, which URL to probe, whether to fetch. Whatever happens after the probe step
+started, cleanup runs, so that no capture is left running and no file is left on the endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from fleet_ecs.errors import HostError
+from fleet_ecs.models import CaptureMode, FetchedFile, ScanSettings, Status
+from fleet_ecs.probe import contract, parse
+from fleet_ecs.probe.diagnose import Verdict, diagnose
+from fleet_ecs.probe.scripts import render_step
+from fleet_ecs.transport.faults import one_line
+
+logger = logging.getLogger(__name__)
+
+TRUSTED_PUBLISHER = "Microsoft Corporation"
+FETCH_CHUNK = 768 * 1024
+BODY_LIMIT = 2048
+
+
+class StepSession(Protocol):
+    """What the runner needs from a transport; ``HostSession`` provides it."""
+
+    def run_step(self, step: str, script: str) -> Any: ...
+
+    def fetch(self, step: str, script: str, dest: Path) -> tuple[int, str]: ...
+
+    def begin_cleanup(self) -> None: ...
+
+
+@dataclass
+class ProbeOutcome:
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    verdict: Verdict | None = None
+    files: list[FetchedFile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def run_probe(
+    session: StepSession, settings: ScanSettings, host_dir: Path, run_dir: Path
+) -> ProbeOutcome:
+    """Run every step on one host; raises ``HostError`` when a step cannot complete."""
+    outcome = ProbeOutcome()
+    facts = _step(session, outcome, "facts", RunId=settings.run_id)
+    if "is_admin" not in facts:
+        outcome.verdict = diagnose(outcome.docs)  # old PowerShell: stop here
+        return outcome
+    outcome.verdict = diagnose(outcome.docs)
+    if outcome.verdict.diagnosis.category.value in ("insufficient_privilege", "defender_missing"):
+        return outcome
+
+    choice = parse.choose_platform(facts)
+    mpcmdrun = f"{choice.folder}\\MpCmdRun.exe"
+    _step(session, outcome, "ecs", MpCmdRun=mpcmdrun, TrustedPublisher=TRUSTED_PUBLISHER)
+    outcome.verdict = diagnose(outcome.docs)
+    if outcome.verdict.ecs_url is None:
+        return outcome
+
+    work_dir = _work_dir(facts, settings.run_id)
+    capture = settings.capture is not CaptureMode.OFF
+    url = parse.probe_url(outcome.verdict.ecs_url)
+    try:
+        _step(
+            session, outcome, "probe",
+            Url=url, Host=_host_of(url), WorkDir=work_dir, Capture=capture,
+            CaptureMaxMb=settings.capture_max_mb, TimeoutSec=int(settings.probe_timeout),
+            TraceSession=contract.TRACE_SESSION, BodyLimit=BODY_LIMIT,
+        )
+        outcome.verdict = diagnose(outcome.docs)
+        _maybe_fetch(session, outcome, settings, host_dir, run_dir)
+    finally:
+        _cleanup(session, outcome, work_dir)
+    return outcome
+
+
+def _step(session: StepSession, outcome: ProbeOutcome, step: str, **inputs: Any) -> dict:
+    output = session.run_step(step, render_step(step, **inputs))
+    doc = parse.parse_step_document(output.objects, step)
+    outcome.docs[step] = doc
+    for error in output.errors:
+        outcome.notes.append(f"{step}: {error}")
+    return doc
+
+
+def _maybe_fetch(
+    session: StepSession, outcome: ProbeOutcome, settings: ScanSettings,
+    host_dir: Path, run_dir: Path,
+) -> None:
+    capture = outcome.docs["probe"].get("capture") or {}
+    path = capture.get("path")
+    if not path or not capture.get("size"):
+        return
+    failed = outcome.verdict is not None and outcome.verdict.diagnosis.status is not Status.OK
+    if settings.capture is CaptureMode.ON_FAILURE and not failed:
+        return
+    dest = host_dir / "capture.etl"
+    size, sha256 = session.fetch(
+        "fetch", render_step("fetch", Path=path, ChunkSize=FETCH_CHUNK), dest
+    )
+    rel = dest.relative_to(run_dir).as_posix()
+    outcome.files.append(FetchedFile("capture", rel, size, sha256))
+
+
+def _cleanup(session: StepSession, outcome: ProbeOutcome, work_dir: str) -> None:
+    session.begin_cleanup()
+    try:
+        _step(
+            session, outcome, "cleanup", WorkDir=work_dir, TraceSession=contract.TRACE_SESSION
+        )
+    except HostError as exc:
+        # A failed cleanup must not hide the verdict; it is reported as a finding instead.
+        logger.warning("cleanup failed: %s", exc.message)
+        outcome.notes.append(f"cleanup: {one_line(exc.message)}")
+
+
+def _work_dir(facts: dict[str, Any], run_id: str) -> str:
+    temp = (facts.get("temp_dir") or "C:\\Windows\\TEMP").rstrip("\\")
+    return f"{temp}\\{contract.WORK_DIR_PREFIX}{run_id}"
+
+
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or ""

@@ -1,0 +1,140 @@
+"""Rendering of the PowerShell probe steps from ``templates/probe/<step>.ps1.j2``.
+
+A rendered script is: the step marker line, then one ``$FE_<Name> = '<value>'`` line per input
+(quoted by ``contract.psquote``, in the order of ``STEP_INPUTS``), then the template body. Input
+values are never handed to Jinja: the template only receives the finished marker line, the
+finished input block and a few trusted constants, so no value can reach PowerShell except as one
+of those single-quoted literals.
+
+Templates are looked up in the installed package first (the wheel ships them as
+``fleet_ecs/templates``), then in the source checkout's top-level ``templates/`` folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
+
+import jinja2
+
+from fleet_ecs.probe import contract
+
+logger = logging.getLogger(__name__)
+
+# The inputs of each step, in the order they are written. Must match the contract docstring.
+STEP_INPUTS: dict[str, tuple[str, ...]] = {
+    "facts": ("RunId",),
+    "ecs": ("MpCmdRun", "TrustedPublisher"),
+    "probe": (
+        "Url",
+        "Host",
+        "WorkDir",
+        "Capture",
+        "CaptureMaxMb",
+        "TimeoutSec",
+        "TraceSession",
+        "BodyLimit",
+    ),
+    "fetch": ("Path", "ChunkSize"),
+    "cleanup": ("WorkDir", "TraceSession"),
+}
+
+
+def _templates_dir() -> Traversable | Path:
+    """The ``templates`` folder: the installed package's copy, else the source checkout's."""
+    try:
+        packaged = importlib.resources.files("fleet_ecs") / "templates"
+        if packaged.joinpath("probe").is_dir():
+            return packaged
+    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
+        pass
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    # Autoescape stays off: the output is PowerShell, not HTML. StrictUndefined turns a typo in
+    # a template into an error instead of an empty string.
+    return jinja2.Environment(
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _template(step: str) -> jinja2.Template:
+    source = (_templates_dir() / "probe" / f"{step}.ps1.j2").read_text(encoding="utf-8")
+    if not source.isascii():
+        # Anything non-ASCII in code is a template bug (typographic quotes and dashes pasted
+        # from a document change how PowerShell reads the line).
+        line = next(n for n, text in enumerate(source.splitlines(), 1) if not text.isascii())
+        raise ValueError(f"template {step}.ps1.j2 line {line}: non-ASCII character")
+    return _environment().from_string(source)
+
+
+def template_source(step: str) -> str:
+    """The raw Jinja source of ``step``'s template (for tests and allow-list reviews)."""
+    _check_step(step)
+    return (_templates_dir() / "probe" / f"{step}.ps1.j2").read_text(encoding="utf-8")
+
+
+def _check_step(step: str) -> None:
+    if step not in STEP_INPUTS or step not in contract.STEPS:
+        expected = ", ".join(contract.STEPS)
+        raise ValueError(f"unknown probe step {step!r}; expected one of {expected}")
+
+
+def _check_inputs(step: str, inputs: dict[str, object]) -> None:
+    expected = STEP_INPUTS[step]
+    missing = [name for name in expected if name not in inputs]
+    extra = sorted(name for name in inputs if name not in expected)
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing))
+        if extra:
+            parts.append("unexpected " + ", ".join(extra))
+        raise ValueError(f"step {step!r}: {'; '.join(parts)}")
+    nones = [name for name in expected if inputs[name] is None]
+    if nones:
+        raise ValueError(f"step {step!r}: input(s) {', '.join(nones)} are None")
+
+
+def input_block(step: str, **inputs: object) -> str:
+    """The ``$FE_<Name> = '<value>'`` lines of ``step``, in ``STEP_INPUTS`` order."""
+    _check_step(step)
+    _check_inputs(step, inputs)
+    return "\n".join(f"$FE_{name} = {contract.psquote(inputs[name])}" for name in STEP_INPUTS[step])
+
+
+def render_step(step: str, **inputs: object) -> str:
+    """Render ``step``'s script with exactly the inputs the contract lists for it.
+
+    Raises ``ValueError`` for an unknown step, a missing, unexpected or ``None`` input, or a
+    template that is not ASCII.
+    """
+    block = input_block(step, **inputs)
+    marker = contract.STEP_MARKER.format(step=step, schema=contract.SCHEMA)
+    text = _template(step).render(
+        marker=marker,
+        inputs=block,
+        schema=int(contract.SCHEMA),
+        work_dir_prefix=contract.psquote(contract.WORK_DIR_PREFIX),
+    )
+    if not text.startswith(marker + "\n"):
+        raise ValueError(f"template {step}.ps1.j2 must start with the marker line")
+    logger.debug("rendered probe step %s (%d chars)", step, len(text))
+    return text
+
+
+def script_sha256(text: str) -> str:
+    """Lower-case hex SHA-256 of ``text`` encoded as UTF-8 (for allow-listing scripts)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

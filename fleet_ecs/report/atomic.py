@@ -1,0 +1,46 @@
+"""Atomic file replacement for derived outputs.
+
+A reader (a browser tab, a spreadsheet, a second ``fleet-ecs report``) must never see half a
+report, so every output is written to a temporary file in the same folder and then moved over
+the old one with ``os.replace``, which is atomic on one file system. There is no fsync: these
+files are derived and can always be rebuilt, and thousands of fsyncs would dominate the build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def atomic_text_writer(
+    path: Path, *, encoding: str = "utf-8", newline: str | None = "\n"
+) -> Iterator[TextIO]:
+    """Yield a text handle whose content replaces ``path`` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding=encoding, newline=newline) as handle:
+            yield handle
+        # mkstemp creates 0600; outputs are meant to be shared like any other file.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    logger.debug("wrote %s", path)
+
+
+def write_text_atomic(path: Path, text: str, *, encoding: str = "utf-8") -> None:
+    """Replace ``path`` with ``text`` atomically (LF line ends kept as given)."""
+    with atomic_text_writer(path, encoding=encoding, newline="") as handle:
+        handle.write(text)

@@ -1,0 +1,125 @@
+"""Regenerate every derived output of a run directory from its ``result.json`` files.
+
+Called by the scan when it ends and by ``fleet-ecs report DIR``. One pass streams the host
+results: each host's ``report.txt`` is written and its JSON line appended, then only a slim
+copy (without the bulky raw facts) is kept for ``results.csv`` and ``report.html``. Every
+output is replaced atomically. An unreadable ``result.json`` is logged, listed in the summary
+and left out; it never stops the build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleet_ecs.errors import OutputError
+from fleet_ecs.models import Category, Status
+from fleet_ecs.report.atomic import atomic_text_writer, write_text_atomic
+from fleet_ecs.report.hosttext import render_host_text, tool_version
+from fleet_ecs.report.html import render_html
+from fleet_ecs.report.rundir import (
+    CSV_FILE,
+    HTML_FILE,
+    JSONL_FILE,
+    REPORT_FILE,
+    HostEntry,
+    LoadedResult,
+    RunInfo,
+    SkippedResult,
+    capture_rel_path,
+    iter_results,
+    read_run_info,
+)
+from fleet_ecs.report.tables import csv_row, jsonl_line, write_csv
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReportSummary:
+    """What ``build_reports`` found and wrote."""
+
+    run_dir: Path
+    hosts: int = 0
+    by_status: dict[Status, int] = field(default_factory=dict)
+    by_category: dict[Category, int] = field(default_factory=dict)  # precedence order
+    paths: list[Path] = field(default_factory=list)  # every file written, absolute
+    skipped: list[SkippedResult] = field(default_factory=list)  # unreadable result.json
+    problems: list[str] = field(default_factory=list)  # per-host reports that failed to render
+    run: RunInfo = field(default_factory=RunInfo)
+
+    @property
+    def all_ok(self) -> bool:
+        """True when at least one host was read, every host is ok and nothing was skipped."""
+        return (self.hosts > 0 and self.by_status.get(Status.OK, 0) == self.hosts
+                and not self.skipped)
+
+
+def _write_host_report(run_dir: Path, loaded: LoadedResult, run: RunInfo,
+                       capture: str | None, summary: ReportSummary) -> str | None:
+    rel = f"{loaded.rel_dir}/{REPORT_FILE}"
+    try:
+        text = render_host_text(loaded.result, run, capture_rel=capture)
+    except Exception as exc:  # noqa: BLE001 - one odd result must not cost the fleet report
+        logger.exception("cannot render %s", rel)
+        summary.problems.append(f"{rel}: {type(exc).__name__}: {exc}")
+        return None
+    path = run_dir / rel
+    write_text_atomic(path, text)
+    summary.paths.append(path)
+    return rel
+
+
+def _count(summary: ReportSummary, entries: list[HostEntry]) -> None:
+    statuses = Counter(e.result.status for e in entries)
+    categories = Counter(e.result.category for e in entries)
+    summary.hosts = len(entries)
+    summary.by_status = {s: statuses.get(s, 0) for s in Status}
+    summary.by_category = {
+        c: categories[c] for c in sorted(Category, key=lambda c: c.precedence) if categories[c]
+    }
+
+
+def build_reports(run_dir: Path) -> ReportSummary:
+    """Rebuild ``results.csv``, ``results.jsonl``, ``report.html`` and each ``report.txt``.
+
+    Raises ``OutputError`` when ``run_dir`` is not a directory or an output cannot be written.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise OutputError(f"{run_dir}: not a run directory")
+    run = read_run_info(run_dir)
+    summary = ReportSummary(run_dir=run_dir, run=run)
+    entries: list[HostEntry] = []
+
+    try:
+        with atomic_text_writer(run_dir / JSONL_FILE, newline="\n") as jsonl:
+            for loaded in iter_results(run_dir, summary.skipped):
+                capture = capture_rel_path(run_dir, loaded)
+                report = _write_host_report(run_dir, loaded, run, capture, summary)
+                jsonl.write(jsonl_line(loaded.raw) + "\n")
+                slim = dataclasses.replace(loaded.result, facts={})
+                entries.append(HostEntry(slim, loaded.host_dir, report, capture))
+        summary.paths.append(run_dir / JSONL_FILE)
+
+        write_csv(run_dir / CSV_FILE, (
+            csv_row(e.result, report_path=e.report_path, capture_path=e.capture_path)
+            for e in entries
+        ))
+        summary.paths.append(run_dir / CSV_FILE)
+
+        _count(summary, entries)
+        html = render_html(entries, run=run, by_status=summary.by_status,
+                           by_category=summary.by_category, skipped=summary.skipped,
+                           builder_version=tool_version())
+        write_text_atomic(run_dir / HTML_FILE, html)
+        summary.paths.append(run_dir / HTML_FILE)
+    except OSError as exc:
+        raise OutputError(f"{run_dir}: cannot write reports: {exc}") from exc
+
+    logger.info("reports for %d hosts written to %s (%d skipped)", summary.hosts, run_dir,
+                len(summary.skipped))
+    return summary

@@ -1,0 +1,71 @@
+"""The run directory: where each host's result lands, atomically, the moment it is known.
+
+Layout::
+
+    DIR/run.json                   run metadata (written at start, updated at the end)
+    DIR/hosts/<host>/result.json   one HostResult each; every report is derived from these
+    DIR/hosts/<host>/capture.etl   fetched capture, where fetched
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fleet_ecs.errors import OutputError
+from fleet_ecs.models import HostResult
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+
+
+def host_dir(run_dir: Path, host: str) -> Path:
+    """The folder of one host, refusing names that could escape the run directory."""
+    if not _SAFE_NAME.match(host) or ".." in host:
+        raise OutputError(f"host name {host!r} cannot be used as a folder name")
+    return run_dir / "hosts" / host
+
+
+def prepare(run_dir: Path) -> None:
+    """Create the run directory and prove it is writable before any host is contacted."""
+    try:
+        (run_dir / "hosts").mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to output directory {run_dir}: {exc.strerror or exc}") from exc
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that readers see either the old file or the complete new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=1, ensure_ascii=False, sort_keys=False)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_result(run_dir: Path, result: HostResult) -> Path:
+    path = host_dir(run_dir, result.host) / "result.json"
+    try:
+        write_json_atomic(path, result.to_dict())
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def write_run_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    try:
+        write_json_atomic(run_dir / "run.json", meta)
+    except OSError as exc:
+        raise OutputError(f"cannot write {run_dir / 'run.json'}: {exc.strerror or exc}") from exc

@@ -1,0 +1,92 @@
+"""The controller's policy without sockets: concurrency bound, deadlines, stop, results on disk."""
+
+import asyncio
+import json
+import threading
+import time
+
+from fleet_ecs.controller import Controller
+from fleet_ecs.models import Category, HostResult, HostSpec, ScanSettings, Status
+
+
+def spec(i):
+    return HostSpec(name=f"h{i:03d}", address="127.0.0.1", port=5985)
+
+
+def fake_result(host, status=Status.OK):
+    return HostResult(host=host.name, address=host.address, port=host.port, transport="http",
+                      status=status, category=Category.OK if status is Status.OK else
+                      Category.DNS_FAILURE, hint="h")
+
+
+def test_concurrency_bound_and_results_written(tmp_path):
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def scan(host, password, settings, budget, run_dir):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.02)
+        with lock:
+            state["now"] -= 1
+        return fake_result(host, Status.FAIL if host.name.endswith("3") else Status.OK)
+
+    settings = ScanSettings(concurrency=4, rate=1000, deadline=10)
+    controller = Controller(settings, tmp_path, lambda h: None, scan=scan)
+    outcome = asyncio.run(controller.run([spec(i) for i in range(20)]))
+    assert state["peak"] == 4
+    assert outcome.counters.done == 20
+    assert outcome.counters.failing == 2
+    files = sorted((tmp_path / "hosts").glob("*/result.json"))
+    assert len(files) == 20
+    assert json.loads(files[3].read_text())["status"] == "fail"
+
+
+def test_rate_limit_spaces_new_connections(tmp_path):
+    starts = []
+
+    def scan(host, password, settings, budget, run_dir):
+        starts.append(time.monotonic())
+        return fake_result(host)
+
+    settings = ScanSettings(concurrency=10, rate=5, deadline=10)
+    asyncio.run(Controller(settings, tmp_path, lambda h: None, scan=scan).run(
+        [spec(i) for i in range(7)]))
+    # 5 per second: the 6th and 7th start only in the next period.
+    assert max(starts) - min(starts) >= 0.9
+
+
+def test_worker_that_ignores_its_deadline_becomes_a_result(tmp_path, monkeypatch):
+    import fleet_ecs.controller as controller_module
+
+    monkeypatch.setattr(controller_module, "_JOIN_GRACE", 0.2)
+    release = threading.Event()
+
+    def scan(host, password, settings, budget, run_dir):
+        release.wait(5)
+        return fake_result(host)
+
+    settings = ScanSettings(concurrency=2, rate=100, deadline=0.3)
+    t0 = time.monotonic()
+    outcome = asyncio.run(Controller(settings, tmp_path, lambda h: None, scan=scan).run([spec(1)]))
+    release.set()
+    assert time.monotonic() - t0 < 3
+    data = json.loads((tmp_path / "hosts" / "h001" / "result.json").read_text())
+    assert data["category"] == "deadline_exceeded"
+    assert outcome.counters.failing == 1
+
+
+def test_stop_starts_no_new_host(tmp_path):
+    seen = []
+
+    def scan(host, password, settings, budget, run_dir):
+        seen.append(host.name)
+        controller.request_stop()
+        return fake_result(host)
+
+    settings = ScanSettings(concurrency=1, rate=100, deadline=5)
+    controller = Controller(settings, tmp_path, lambda h: None, scan=scan)
+    outcome = asyncio.run(controller.run([spec(i) for i in range(5)]))
+    assert seen == ["h000"]
+    assert outcome.stopped

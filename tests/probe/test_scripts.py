@@ -1,0 +1,377 @@
+"""Rendering of the PowerShell probe steps, and the PowerShell 5.1 lint that guards them.
+
+Nothing here runs PowerShell: scripts are checked by parsing (tree-sitter-powershell), by the
+lint, and by reading them back through the contract's own ``step_of`` / ``parse_inputs``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import pytest
+
+from fleet_ecs.probe import contract, pslint, scripts
+
+pytest.importorskip("tree_sitter")
+pytest.importorskip("tree_sitter_powershell")
+
+REALISTIC: dict[str, dict[str, object]] = {
+    "facts": {"RunId": "20250707T114122Z-3f9c"},
+    "ecs": {
+        "MpCmdRun": (
+            r"C:\ProgramData\Microsoft\Windows Defender\Platform\4.18.25050.5-0\MpCmdRun.exe"
+        ),
+        "TrustedPublisher": "Microsoft Corporation",
+    },
+    "probe": {
+        "Url": "https://mdav.us.endpoint.security.microsoft.com/ecs/config/v1/"
+        "MicrosoftWindowsDefenderClient/1.0.0.0",
+        "Host": "mdav.us.endpoint.security.microsoft.com",
+        "WorkDir": r"C:\Windows\TEMP\fleet-ecs-20250707T114122Z-3f9c",
+        "Capture": True,
+        "CaptureMaxMb": 64,
+        "TimeoutSec": 20,
+        "TraceSession": contract.TRACE_SESSION,
+        "BodyLimit": 4096,
+    },
+    "fetch": {
+        "Path": r"C:\Windows\TEMP\fleet-ecs-20250707T114122Z-3f9c\capture.etl",
+        "ChunkSize": 262144,
+    },
+    "cleanup": {
+        "WorkDir": r"C:\Users\adm.o'brien\AppData\Local\Temp\fleet-ecs-20250707T114122Z-3f9c",
+        "TraceSession": contract.TRACE_SESSION,
+    },
+}
+
+# Everything that could end a PowerShell literal early or smuggle code into the script.
+_HOSTILE_PARTS = (
+    "'",
+    "''",
+    "\u2018",
+    "\u2019",
+    "\u201a\u201b",
+    "'; Remove-Item -Recurse -Force C:\\ ; '",
+    "$(Stop-Computer -Force)",
+    "`$env:USERNAME`",
+    '"; & calc.exe; "',
+    "; exit 1;",
+    "\n@'\nhere-string\n'@\n",
+    '\n@"\n$(whoami)\n"@\n',
+    "\r\n# fleet-ecs step: fetch v1\r\n",
+    "\n$FE_Path = 'C:\\Windows\\System32\\config\\SAM'\n",
+    "caf\u00e9 \u65e5\u672c \u2014 \U0001f600",
+    "<# not a comment #> # nor this",
+    "{{ inputs }} {% raw %}",
+    "C:\\trailing\\",
+)
+
+
+def _hostile(step: str, name: str) -> str:
+    """A value made of every hostile part, with a sentinel naming its input."""
+    sentinel = f"SENTINEL-{step}-{name}"
+    return "'" + sentinel + "".join(_HOSTILE_PARTS) + sentinel + "'"
+
+
+HOSTILE = {
+    step: {name: _hostile(step, name) for name in scripts.STEP_INPUTS[step]}
+    for step in scripts.STEP_INPUTS
+}
+
+# Contract key lists (fleet_ecs/probe/contract.py docstring), in the documented order.
+CONTRACT_KEYS: dict[str, list[tuple[str, ...]]] = {
+    "facts": [
+        (
+            "step", "schema", "ps_version", "ps_edition", "clr_version", "computer_name",
+            "user", "is_admin", "os_caption", "os_version", "os_build", "os_ubr",
+            "product_type", "temp_dir", "defender_install_location", "platform_root",
+            "platform_folders", "windefend_service", "mdcoresvc_service", "mp_status",
+            "mp_status_error",
+        ),
+        (
+            "AMProductVersion", "AMEngineVersion", "AMServiceVersion", "AMRunningMode",
+            "RealTimeProtectionEnabled",
+        ),
+    ],
+    "ecs": [
+        ("step", "schema", "path", "exists", "signature", "ran", "exit_code", "output",
+         "elapsed_ms"),
+        ("status", "status_message", "signer_subject", "signer_thumbprint"),
+    ],
+    "probe": [
+        ("step", "schema", "url", "host", "capture", "dns", "tcp", "winhttp_proxy", "http"),
+        ("requested", "status_before", "status_before_exit", "stale_stopped", "started",
+         "start_output", "start_exit", "stop_output", "stop_exit", "path", "size", "sha256"),
+        ("elapsed_ms", "records", "error", "error_id", "native_code"),
+        ("Name", "Type", "TTL"),
+        ("address", "port", "ok", "elapsed_ms", "error", "socket_error"),
+        ("output", "exit_code"),
+        ("proxy", "elapsed_ms", "status", "status_description", "headers", "body_excerpt",
+         "error_status", "error_message", "inner_errors", "cert"),
+        ("subject", "issuer", "thumbprint", "not_before", "not_after", "chain"),
+    ],
+    "fetch": [
+        ("step", "schema", "path", "error"),
+        ("step", "schema", "path", "size", "sha256"),
+    ],
+    "cleanup": [("step", "schema", "work_dir", "trace_stopped", "removed", "error")],
+}
+
+STEPS = list(contract.STEPS)
+CASES = [(step, "realistic") for step in STEPS] + [(step, "hostile") for step in STEPS]
+
+
+def _inputs(step: str, kind: str) -> dict[str, object]:
+    return dict(REALISTIC[step] if kind == "realistic" else HOSTILE[step])
+
+
+def _split(step: str, kind: str, text: str) -> tuple[str, str, str]:
+    """(marker line, input block, body) of a rendered script."""
+    marker = contract.STEP_MARKER.format(step=step, schema=contract.SCHEMA)
+    block = scripts.input_block(step, **_inputs(step, kind))
+    head = marker + "\n" + block + "\n"
+    assert text.startswith(head)
+    return marker, block, text[len(head):]
+
+
+def _expected_values(step: str, kind: str) -> dict[str, str]:
+    out = {}
+    for name, value in _inputs(step, kind).items():
+        if isinstance(value, bool):
+            out[name] = "1" if value else "0"
+        else:
+            out[name] = str(value)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[tuple[str, str], str]:
+    return {(step, kind): scripts.render_step(step, **_inputs(step, kind)) for step, kind in CASES}
+
+
+def _tree(text: str):
+    return pslint._parse(text.encode("utf-8"))
+
+
+@pytest.mark.parametrize(("step", "kind"), CASES)
+def test_rendered_script_parses_without_error(rendered, step, kind):
+    assert pslint.parse_errors(rendered[step, kind]) == []
+
+
+@pytest.mark.parametrize(("step", "kind"), CASES)
+def test_rendered_script_passes_the_ps51_lint(rendered, step, kind):
+    assert pslint.lint_ps51(rendered[step, kind]) == []
+
+
+@pytest.mark.parametrize(("step", "kind"), CASES)
+def test_contract_reads_back_step_and_exact_inputs(rendered, step, kind):
+    text = rendered[step, kind]
+
+    assert contract.step_of(text) == (step, contract.SCHEMA)
+    assert contract.parse_inputs(text) == _expected_values(step, kind)
+
+
+@pytest.mark.parametrize(("step", "kind"), CASES)
+def test_each_input_is_one_single_quoted_literal_for_the_parser(rendered, step, kind):
+    """tree-sitter sees `$FE_<Name> = '<value>'` as one assignment of one verbatim string."""
+    source = rendered[step, kind].encode("utf-8")
+    root = _tree(rendered[step, kind]).root_node
+    seen = {}
+    for node in pslint._walk(root):
+        if node.type != "assignment_expression":
+            continue
+        left = node.children[0].text.decode()
+        if not left.startswith("$FE_"):
+            continue
+        strings = [n for n in pslint._walk(node.children[-1]) if n.type.startswith("verbatim")]
+        assert len(strings) == 1, left
+        seen[left[4:]] = source[strings[0].start_byte:strings[0].end_byte].decode()
+    expected = _expected_values(step, kind)
+    assert seen == {name: contract.psquote(value) for name, value in expected.items()}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_values_reach_the_script_only_through_their_input_lines(rendered, step):
+    marker, _block, hostile_body = _split(step, "hostile", rendered[step, "hostile"])
+    _, _, realistic_body = _split(step, "realistic", rendered[step, "realistic"])
+
+    # The body does not depend on the values at all...
+    assert hostile_body == realistic_body
+    # ...and no value text shows up outside the input block.
+    for name in scripts.STEP_INPUTS[step]:
+        sentinel = f"SENTINEL-{step}-{name}"
+        assert sentinel not in marker + "\n" + hostile_body
+    assert "SENTINEL" not in realistic_body
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_template_uses_only_its_own_inputs(rendered, step):
+    _, _, body = _split(step, "realistic", rendered[step, "realistic"])
+    used = set(re.findall(r"\$FE_([A-Za-z0-9]+)", body))
+    expected = set(scripts.STEP_INPUTS[step])
+
+    assert used <= expected
+    if step != "facts":  # RunId only labels the facts script for the simulator and logs
+        assert used == expected
+    # No body line may look like an input line to parse_inputs.
+    assert not re.search(r"(?m)^\$FE_", body)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_templates_use_only_trusted_placeholders(step):
+    """Input values cannot be interpolated: the templates only see finished, quoted pieces."""
+    source = scripts.template_source(step)
+    placeholders = set(re.findall(r"\{\{(.*?)\}\}", source))
+
+    assert source.splitlines()[:2] == ["{{ marker }}", "{{ inputs }}"]
+    assert {p.strip() for p in placeholders} <= {"marker", "inputs", "schema", "work_dir_prefix"}
+    assert "{%" not in source and "{#" not in source
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_script_shape(rendered, step):
+    text = rendered[step, "realistic"]
+
+    assert text.splitlines()[0] == contract.STEP_MARKER.format(step=step, schema=contract.SCHEMA)
+    assert text.isascii()
+    assert "\r" not in text
+    assert text.count("ConvertTo-Json") >= 1
+    assert "{{" not in text and "{%" not in text
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_output_documents_hold_the_contract_keys(rendered, step):
+    root = _tree(rendered[step, "realistic"]).root_node
+    literals = []
+    for node in pslint._walk(root):
+        if node.type == "hash_literal_expression":
+            keys = tuple(
+                entry.children[0].text.decode()
+                for body in node.children
+                if body.type == "hash_literal_body"
+                for entry in body.children
+                if entry.type == "hash_entry"
+            )
+            literals.append(keys)
+    for keys in CONTRACT_KEYS[step]:
+        assert keys in literals, keys
+
+
+def test_facts_old_powershell_branch_is_hand_built_json():
+    text = scripts.render_step("facts", **REALISTIC["facts"])
+    early = text.split("return", 1)[0]
+    code = "\n".join(line for line in early.splitlines() if not line.lstrip().startswith("#"))
+    line = next(line for line in early.splitlines() if '{"step":"facts"' in line)
+    literal = line.strip().replace("' + $feVersion + '", "2.0")
+
+    assert json.loads(literal.strip("'")) == {
+        "step": "facts",
+        "schema": contract.SCHEMA,
+        "ps_version": "2.0",
+    }
+    for newer in ("[ordered]", "ConvertTo-Json", "::new(", " -in ", " -notin "):
+        assert newer not in code
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_missing_input_raises(step):
+    inputs = dict(REALISTIC[step])
+    inputs.pop(scripts.STEP_INPUTS[step][0])
+    with pytest.raises(ValueError, match="missing"):
+        scripts.render_step(step, **inputs)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_extra_input_raises(step):
+    with pytest.raises(ValueError, match="unexpected Bogus"):
+        scripts.render_step(step, Bogus="x", **REALISTIC[step])
+
+
+def test_none_input_and_unknown_step_raise():
+    with pytest.raises(ValueError, match="None"):
+        scripts.render_step("facts", RunId=None)
+    with pytest.raises(ValueError, match="unknown probe step"):
+        scripts.render_step("reboot", RunId="x")
+
+
+def test_step_inputs_table_covers_the_contract_steps():
+    assert tuple(scripts.STEP_INPUTS) == contract.STEPS
+
+
+def test_script_sha256_is_utf8_sha256():
+    text = scripts.render_step("facts", RunId="a\u00e9")
+
+    assert scripts.script_sha256(text) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+    assert scripts.script_sha256(text) != scripts.script_sha256(text + " ")
+
+
+PS7_SAMPLES = {
+    "and": "a && b",
+    "or": "a || b",
+    "null_coalescing": "$x = $a ?? 1",
+    "null_coalescing_assign": "$x ??= 1",
+    "null_conditional_member": "${a}?.b",
+    "null_conditional_index": "${a}?[0]",
+    "ternary": "$x = $a ? 1 : 2",
+    "foreach_parallel": "1..3 | ForEach-Object -Parallel { $_ }",
+    "foreach_parallel_alias": "1..3 | % -Parallel { $_ }",
+    "as_hashtable": "$j | ConvertFrom-Json -AsHashtable",
+    "as_hashtable_prefix": "$j | ConvertFrom-Json -AsHash",
+    "convertfrom_depth": "ConvertFrom-Json -Depth 3 $j",
+    "clean_block": "function f {\n    process { 1 }\n    clean { 2 }\n}",
+    "get_error": "Get-Error",
+    "is_windows": "if ($IsWindows) { 1 }",
+    "skip_certificate_check": "Invoke-WebRequest -Uri $u -SkipCertificateCheck",
+    "ssl_protocol": "iwr $u -SslProtocol Tls12",
+    "test_json": "Test-Json -Json $j",
+    "enums_as_strings": "$x | ConvertTo-Json -EnumsAsStrings",
+    "as_array": "ConvertTo-Json -AsArray $x",
+    "join_path_three": "Join-Path $a b c",
+    "join_path_named_three": "Join-Path -Path $a -ChildPath b c",
+    "additional_child_path": "Join-Path $a b -AdditionalChildPath c",
+    "ps_style": "$PSStyle.Reset",
+    "as_byte_stream": "Get-Content $p -AsByteStream",
+    "unicode_escape": '"arrow `u{2195}"',
+    "background_job": "Start-Sleep 1 &",
+    "using_namespace": "using namespace System.Net",
+    "non_ascii_dash": "Get-Service \u2013Name WinDefend",
+    "typographic_quotes": "Write-Output \u2018a\u2019",
+    "ps7_in_subexpression": '"value: $($a ?? 1)"',
+    "retry_prefix": "Invoke-WebRequest $u -MaximumRetry 3",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PS7_SAMPLES))
+def test_lint_flags_powershell7_constructs(name):
+    assert pslint.lint_ps51(PS7_SAMPLES[name]) != []
+
+
+PS51_SAMPLES = {
+    "where_alias": "Get-ChildItem | ? { $_.Name }",
+    "join_path_two": "Join-Path $a 'b'",
+    "join_path_named_two": "Join-Path -Path $a -ChildPath b",
+    "convertto_depth": "ConvertTo-Json -Depth 6 -Compress $x",
+    "operators_in_single_quotes": "'a && b || c ?? d ? e : f $IsWindows'",
+    "operators_in_comment": "# a && b || $x ?? 1\n$y = 1",
+    "operators_in_here_string": "$x = @'\na ?? b && c\n'@",
+    "stderr_redirect": "& $exe -DisplayECSConnection 2>&1",
+    "wildcard": "Get-ChildItem a?.txt",
+    "non_ascii_in_string": "$x = 'caf\u00e9 \u2018q\u2019'",
+    "ordered": "$d = [ordered]@{ a = 1; b = @(1, 2) }",
+    "prefix_of_a_51_parameter": "Invoke-WebRequest $u -Max 3 -UseBasicParsing",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PS51_SAMPLES))
+def test_lint_accepts_windows_powershell_51(name):
+    assert pslint.lint_ps51(PS51_SAMPLES[name]) == []
+
+
+@pytest.mark.parametrize("text", ["if ($x { 1 }", "$h = @{ a = 1", "$s = 'open", "$x = (1 + )"])
+def test_parse_errors_reports_broken_scripts(text):
+    problems = pslint.parse_errors(text)
+
+    assert problems
+    assert all(re.match(r"line \d+, col \d+: ", p) for p in problems)
