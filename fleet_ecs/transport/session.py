@@ -142,12 +142,12 @@ class HostSession:
         ps.add_script(script)
         self._call(step, ps.begin_invoke)
         try:
-            self._poll_until_done(step, ps)
+            objects = list(self._drain(step, ps))
         except TransportError:
             self._stop_pipeline(ps)
             raise
         errors = [one_line(err) for err in ps.streams.error]
-        return StepOutput(list(ps.output), errors, bool(ps.had_errors))
+        return StepOutput(objects, errors, bool(ps.had_errors))
 
     def fetch(self, step: str, script: str, dest: Path) -> tuple[int, str]:
         """Stream a remote file written by the fetch step into ``dest``; return size and SHA-256.
@@ -165,6 +165,7 @@ class HostSession:
         size = 0
         summary: dict[str, Any] | None = None
         tmp = dest.with_name(dest.name + ".part")
+        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(tmp, "wb") as out:
                 self._call(step, ps.begin_invoke)
@@ -203,10 +204,6 @@ class HostSession:
                 logger.debug("%s: closing the HTTP session failed", self.spec.name, exc_info=True)
 
     # -- helpers -------------------------------------------------------------------------
-
-    def _poll_until_done(self, step: str, ps) -> None:  # noqa: ANN001
-        for _ in self._drain(step, ps):
-            pass
 
     def _drain(self, step: str, ps) -> Iterator[Any]:  # noqa: ANN001
         """Yield output objects as they arrive, until the pipeline leaves the Running state."""

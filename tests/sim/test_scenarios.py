@@ -1,0 +1,206 @@
+"""Scenario data, host profiles and the documents the simulated steps produce (in memory)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from fleet_ecs.errors import SimulatorError
+from fleet_ecs.models import Category, HostSpec
+from fleet_ecs.probe.contract import STEP_MARKER, psquote
+from fleet_ecs.sim import scenarios
+from fleet_ecs.sim.capture import new_capture
+from fleet_ecs.sim.credentials import DEMO_PASSWORD, DEMO_USERNAME
+from fleet_ecs.sim.fleet import build_hosts, demo_addresses, demo_specs
+from fleet_ecs.sim.state import HostState
+from fleet_ecs.sim.steps import HostContext, UnknownScript, start_step
+from fleet_ecs.sim.windows_text import PLATFORM_ROOT, profile_for
+
+ECS_HOST = "mdav.eu.endpoint.security.microsoft.com"
+WORK_DIR = "C:\\Users\\fleet-ecs-demo\\AppData\\Local\\Temp\\fleet-ecs-r1"
+PROBE_KEYS = {"step", "schema", "url", "host", "capture", "dns", "tcp", "winhttp_proxy", "http"}
+HTTP_KEYS = {"proxy", "elapsed_ms", "status", "status_description", "headers", "body_excerpt",
+             "error_status", "error_message", "inner_errors", "cert"}
+ECS_KEYS = {"step", "schema", "path", "exists", "signature", "ran", "exit_code", "output",
+            "elapsed_ms"}
+
+
+def script(step: str, **inputs: object) -> str:
+    lines = [STEP_MARKER.format(step=step, schema=1)]
+    return "\n".join(lines + [f"$FE_{k} = {psquote(v)}" for k, v in inputs.items()]) + "\n"
+
+
+def run_step(scenario: str, text: str, state: HostState | None = None) -> list[str]:
+    ctx = HostContext(profile_for("ws-0042"), scenarios.get(scenario),
+                      state or HostState("ws-0042"), DEMO_USERNAME)
+    step = start_step(ctx, text)
+    step.begin()
+    outputs = list(step.outputs())
+    step.finish()
+    return outputs
+
+
+def docs(scenario: str) -> dict[str, dict]:
+    facts = json.loads(run_step(scenario, script("facts", RunId="r1"))[0])
+    mpcmdrun = f"{PLATFORM_ROOT}\\4.18.25050.5-0\\MpCmdRun.exe"
+    ecs = json.loads(run_step(scenario, script("ecs", MpCmdRun=mpcmdrun))[0])
+    probe = json.loads(run_step(scenario, script(
+        "probe", Url=f"https://{ECS_HOST}/ecs/config/v1/x", Host=ECS_HOST, WorkDir=WORK_DIR,
+        Capture="0", TimeoutSec="7", BodyLimit="4096"))[0])
+    return {"facts": facts, "ecs": ecs, "probe": probe}
+
+
+def test_demo_order_is_fixed() -> None:
+    assert scenarios.DEMO_ORDER[:17] == [
+        "healthy", "winrm-service-stopped", "expired-service-password", "standard-user-account",
+        "legacy-powershell-4", "defender-not-installed", "tampered-mpcmdrun",
+        "old-platform-without-ecs-switch", "dns-filter-nxdomain",
+        "proxy-requires-authentication", "firewall-drops-443", "ecs-not-answering",
+        "trusted-tls-inspection", "tls-handshake-reset", "proxy-block-page",
+        "ecs-service-error", "slow-endpoint",
+    ]
+    assert set(scenarios.DEMO_ORDER) <= set(scenarios.SCENARIOS)
+    assert {scenarios.get(n).expected for n in scenarios.DEMO_ORDER} == {
+        c for c in Category if c.precedence <= Category.OK.precedence
+    }
+
+
+def test_unknown_scenario_is_a_simulator_error() -> None:
+    with pytest.raises(SimulatorError, match="no-such-thing"):
+        scenarios.get("no-such-thing")
+
+
+@pytest.mark.parametrize("name", [n for n in scenarios.DEMO_ORDER if scenarios.get(n).listening])
+def test_every_scenario_yields_contract_documents(name: str) -> None:
+    out = docs(name)
+    text = json.dumps(out)
+    assert "${" not in text  # every placeholder filled in
+    assert set(out["ecs"]) == ECS_KEYS
+    assert set(out["probe"]) == PROBE_KEYS and set(out["probe"]["http"]) == HTTP_KEYS
+    if name == "legacy-powershell-4":
+        assert out["facts"] == {"step": "facts", "schema": 1, "ps_version": "4.0"}
+    else:
+        assert out["facts"]["schema"] == 1 and "os_build" in out["facts"]
+
+
+def test_healthy_host_details_are_consistent() -> None:
+    out = docs("healthy")
+    facts, ecs, probe = out["facts"], out["ecs"], out["probe"]
+    build, ubr = facts["os_build"], facts["os_ubr"]
+    assert facts["os_version"].endswith(build) and facts["ps_version"].endswith(f".{ubr}")
+    assert facts["defender_install_location"].endswith("\\4.18.25050.5-0\\")
+    folders = facts["platform_folders"]
+    numeric = sorted(folders, key=lambda f: [int(p) for p in f[:-2].split(".")])
+    assert folders == sorted(folders) != numeric and numeric[-1] == "4.18.25050.5-0"
+    assert ecs["ran"] and ecs["signature"]["status"] == "Valid"
+    geo = profile_for("ws-0042").geo
+    assert f"ECS Url: https://mdav.{geo}.endpoint.security.microsoft.com/ecs/config/v1/" in (
+        ecs["output"].split("\r\n"))
+    assert probe["tcp"]["address"] == next(
+        r["IPAddress"] for r in probe["dns"]["records"] if r["Type"] == "A")
+    assert probe["http"]["cert"]["chain"][-1].startswith("CN=DigiCert Global Root G2")
+    assert probe["capture"]["requested"] is False and probe["capture"]["path"] is None
+
+
+def test_failure_scenarios_carry_windows_texts() -> None:
+    nx = docs("dns-filter-nxdomain")["probe"]
+    assert nx["dns"]["error"] == f"{ECS_HOST} : DNS name does not exist"
+    assert nx["dns"]["native_code"] == 9003 and nx["tcp"]["address"] is None
+    assert nx["http"]["error_message"] == f"The remote name could not be resolved: '{ECS_HOST}'"
+
+    proxy = docs("proxy-requires-authentication")["probe"]
+    assert "Proxy Server(s) :  proxy.contoso.com:8080" in proxy["winhttp_proxy"]["output"]
+    assert proxy["http"]["status"] == 407 and proxy["tcp"]["socket_error"] == 10060
+
+    firewall = docs("firewall-drops-443")["probe"]
+    first_a = firewall["dns"]["records"][2]["IPAddress"]
+    assert firewall["http"]["inner_errors"][0].endswith(f"{first_a}:443")
+    assert docs("ecs-not-answering")["probe"]["http"]["elapsed_ms"] >= 7000
+
+    tampered = docs("tampered-mpcmdrun")["ecs"]
+    assert tampered["signature"]["status"] == "HashMismatch" and tampered["ran"] is False
+    assert "4.18.25050.5-0\\MpCmdRun.exe might have been changed" in (
+        tampered["signature"]["status_message"])
+    old = docs("old-platform-without-ecs-switch")["ecs"]
+    assert old["exit_code"] == 2147942487 and "ECS Url" not in old["output"]
+
+
+def test_unknown_mpcmdrun_path_does_not_exist() -> None:
+    doc = json.loads(run_step("healthy", script("ecs", MpCmdRun="C:\\Temp\\MpCmdRun.exe"))[0])
+    assert doc["exists"] is False and doc["ran"] is False
+
+
+def test_unknown_script_is_refused() -> None:
+    with pytest.raises(UnknownScript):
+        run_step("healthy", "Get-Process\n")
+    with pytest.raises(UnknownScript):
+        run_step("healthy", "# fleet-ecs step: facts v9\n")
+
+
+def test_capture_is_deterministic_and_starts_like_an_etl() -> None:
+    a = new_capture("ws-0001", "C:\\w\\capture.etl", 200_000, "FleetEcsTrace")
+    b = new_capture("ws-0001", "C:\\w\\capture.etl", 200_000, "FleetEcsTrace")
+    data = b"".join(a.chunks(70_000))
+    assert len(data) == 200_000 and data == b"".join(b.blocks())
+    assert a.sha256 == hashlib.sha256(data).hexdigest().upper()
+    assert data[:4] == (65536).to_bytes(4, "little")  # WMI_BUFFER_HEADER.BufferSize
+    assert "FleetEcsTrace".encode("utf-16-le") in data[:256]
+    other = new_capture("ws-0002", "C:\\w\\capture.etl", 200_000, "FleetEcsTrace")
+    assert other.sha256 != a.sha256
+
+
+def test_probe_with_capture_then_cleanup_bookkeeping() -> None:
+    state = HostState("ws-0042")
+    probe = json.loads(run_step("healthy", script(
+        "probe", Host=ECS_HOST, WorkDir=WORK_DIR, Capture="1", CaptureMaxMb="1"), state)[0])
+    assert probe["capture"]["size"] == 256 * 1024 and not state.capture_running
+    assert state.snapshot().files_left == (f"{WORK_DIR}\\capture.etl",)
+    cleanup = json.loads(run_step("healthy", script("cleanup", WorkDir=WORK_DIR), state)[0])
+    assert cleanup["removed"] == [f"{WORK_DIR}\\capture.etl"]
+    assert state.snapshot().leftovers == []
+
+
+def test_demo_specs_skip_network_and_broadcast_octets() -> None:
+    addresses = demo_addresses(300, "127.77.0.0")
+    assert addresses[0] == "127.77.0.1" and "127.77.0.255" not in addresses
+    assert addresses[254] == "127.77.1.1" and len(set(addresses)) == 300
+    specs = demo_specs(18)
+    assert [s.name for s in specs[:2]] == ["ws-0001", "ws-0002"]
+    assert specs[17].vars["scenario"] == scenarios.DEMO_ORDER[0]
+    assert all(s.auth == "basic" and s.credential == "simulator" for s in specs)
+    assert specs[0].username == DEMO_USERNAME and specs[0].port == 5985
+
+
+def test_build_hosts_reads_vars_and_refuses_non_loopback() -> None:
+    spec = HostSpec("srv-app-012", "127.9.9.9", 5985,
+                    vars={"scenario": "expired-service-password", "sim_delay": "0.25",
+                          "sim_capture_kb": 64})
+    host = build_hosts([spec])[0]
+    assert (host.delay, host.capture_kb, host.scenario) == (0.25, 64, "expired-service-password")
+    assert host.users[DEMO_USERNAME] != DEMO_PASSWORD
+    assert build_hosts([HostSpec("a", "127.9.9.9", 5985)])[0].users == {
+        DEMO_USERNAME: DEMO_PASSWORD}
+    with pytest.raises(SimulatorError, match="127"):
+        build_hosts([HostSpec("a", "192.0.2.10", 5985)])
+    with pytest.raises(SimulatorError, match="sim_delay"):
+        build_hosts([HostSpec("a", "127.9.9.9", 5985, vars={"sim_delay": "soon"})])
+
+
+def test_server_names_get_server_releases() -> None:
+    assert profile_for("srv-app-012").os.product_type == 3
+    assert profile_for("SRV-APP-012.contoso.com").computer_name == "SRV-APP-012"
+    assert profile_for("ws-0001").os.product_type == 1
+
+
+def test_next_probe_stops_a_stale_capture() -> None:
+    state = HostState("ws-0042")
+    ctx = HostContext(profile_for("ws-0042"), scenarios.get("healthy"), state, DEMO_USERNAME)
+    interrupted = start_step(ctx, script("probe", WorkDir="C:\\old", Capture="1"))
+    interrupted.begin()  # never finishes: its pipeline was stopped
+    assert state.capture_running
+    doc = json.loads(run_step("healthy", script("probe", WorkDir=WORK_DIR, Capture="0"), state)[0])
+    capture = doc["capture"]
+    assert capture["stale_stopped"] is True and capture["status_before_exit"] == 0
+    assert "C:\\old\\capture.etl" in capture["status_before"] and not state.capture_running
