@@ -7,6 +7,7 @@ the run directory are exactly what a user gets.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -231,3 +233,22 @@ def test_simulate_serves_an_inventory_until_stopped(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=15)
     assert proc.returncode == 0
+
+
+def test_deadline_stops_the_capture_and_closes_the_shell(tmp_path):
+    """A host cut off mid-probe by its deadline is cleaned up before its shell is deleted."""
+    specs = demo_specs(1, find_free_block(1))
+    slow = dataclasses.replace(specs[0], vars={"scenario": "healthy", "sim_delay": 1.5})
+    settings = ScanSettings(concurrency=1, rate=100, deadline=4.0, capture=CaptureMode.ALWAYS,
+                            run_id="t2", probe_timeout=3.0, read_timeout=10.0,
+                            connect_timeout=3.0)
+    with SimulatedFleet(build_hosts([slow])).start_in_thread() as handle:
+        t0 = time.monotonic()
+        cli._scan([slow], lambda _s: DEMO_PASSWORD, tmp_path / "run", settings, "test")
+        elapsed = time.monotonic() - t0
+        state = handle.state(slow.name)
+        assert handle.leftovers() == {}
+    (row,) = read_csv(tmp_path / "run")
+    assert (row["category"], row["step"]) == ("deadline_exceeded", "probe")
+    assert state.requests.get("Signal", 0) >= 1  # the probe pipeline was stopped
+    assert elapsed < settings.deadline + 10
