@@ -22,7 +22,13 @@ from typing import Optional
 import typer
 
 from fleet_ecs import __version__
-from fleet_ecs.errors import EXIT_CANNOT_RUN, EXIT_HOSTS_NOT_OK, EXIT_OK, FleetEcsError
+from fleet_ecs.errors import (
+    EXIT_CANNOT_RUN,
+    EXIT_HOSTS_NOT_OK,
+    EXIT_OK,
+    ConfigError,
+    FleetEcsError,
+)
 from fleet_ecs.models import CaptureMode, HostSpec, ScanSettings
 
 logger = logging.getLogger(__name__)
@@ -58,19 +64,43 @@ def _root(
 def scan(
     inventory: Path = typer.Argument(..., help="Inventory file (YAML, Ansible YAML/INI, CSV, list)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write results into."),
-    concurrency: int = typer.Option(32, min=1, max=2000, help="Hosts scanned at once."),
-    rate: float = typer.Option(10.0, min=0.1, help="New connections started per second."),
-    deadline: float = typer.Option(300.0, min=5, help="Seconds allowed per host."),
+    concurrency: int = typer.Option(
+        16, min=1, max=2000, help="Hosts scanned at once (each holds one WinRM shell)."),
+    rate: float = typer.Option(
+        4.0, min=0.1, help="New connections started per second; each is a logon your domain "
+        "controllers serve."),
+    deadline: float = typer.Option(300.0, min=5, help="Seconds allowed per host, end to end."),
+    connect_timeout: float = typer.Option(10.0, min=1, help="Seconds to open a TCP connection."),
+    read_timeout: float = typer.Option(30.0, min=3, help="Seconds to wait for a WinRM reply."),
+    operation_timeout: float = typer.Option(
+        20.0, min=1, help="WS-Management OperationTimeout; kept below --read-timeout."),
+    group_limit: list[str] = typer.Option(
+        [], "--group-limit", metavar="GROUP=N",
+        help="At most N hosts of inventory group GROUP at once (repeatable), e.g. a site "
+        "behind a slow link or near a busy domain controller."),
     capture: CaptureMode = typer.Option(
         CaptureMode.ON_FAILURE, help="Record a netsh trace and fetch it: off, on-failure, always."
     ),
 ) -> None:
     """Scan every host of INVENTORY and write results, CSV and HTML into --out."""
     settings = ScanSettings(
-        concurrency=concurrency, rate=rate, deadline=deadline, capture=capture, run_id=_run_id()
+        concurrency=concurrency, rate=rate, deadline=deadline, capture=capture,
+        connect_timeout=connect_timeout, read_timeout=read_timeout,
+        operation_timeout=operation_timeout, run_id=_run_id(),
     )
-    code = _guard(lambda: _scan_inventory(inventory, out, settings))
+    code = _guard(lambda: _scan_inventory(inventory, out, settings, _group_limits(group_limit)))
     raise typer.Exit(code)
+
+
+def _group_limits(values: list[str]) -> dict[str, int]:
+    limits = {}
+    for value in values:
+        name, _, number = value.partition("=")
+        if not name or not number.isdigit() or int(number) < 1:
+            raise typer.BadParameter(f"{value!r}: expected GROUP=N with N >= 1",
+                                     param_hint="--group-limit")
+        limits[name] = int(number)
+    return limits
 
 
 @app.command()
@@ -126,23 +156,38 @@ def _run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def _scan_inventory(inventory: Path, out: Path, settings: ScanSettings) -> int:
+def _scan_inventory(
+    inventory: Path, out: Path, settings: ScanSettings, group_limits: dict[str, int]
+) -> int:
     from fleet_ecs.credentials import resolve_credentials
     from fleet_ecs.inventory import load_inventory
 
     inv = load_inventory(inventory)
+    unknown = sorted(set(group_limits) - set(inv.groups))
+    if unknown:
+        raise ConfigError(f"--group-limit names groups not in {inventory}: {', '.join(unknown)}")
     store = resolve_credentials(inv.hosts)
-    return _scan(inv.hosts, store.password_for, out, settings, str(inventory))
+    return _scan(inv.hosts, store.password_for, out, settings, str(inventory), group_limits)
 
 
 def _scan(hosts: list[HostSpec], passwords, out: Path, settings: ScanSettings,  # noqa: ANN001
-          source: str) -> int:
+          source: str, group_limits: dict[str, int] | None = None) -> int:
     from fleet_ecs import rundir
     from fleet_ecs.controller import Controller
     from fleet_ecs.hostscan import now_iso
+    from fleet_ecs.preflight import addressed_by_ip, check_client
     from fleet_ecs.progress import Progress
 
     rundir.prepare(out)
+    issues = check_client(hosts, {h.name: passwords(h) is not None for h in hosts})
+    for issue in issues.values():
+        typer.echo(f"fleet-ecs: client_config_error for {len(issue.hosts)} host(s): "
+                   f"{issue.message}", err=True)
+    by_ip = sum(1 for h in hosts if addressed_by_ip(h))
+    if by_ip:
+        typer.echo(f"fleet-ecs: warning: {by_ip} host(s) use Negotiate/Kerberos but are "
+                   "addressed by IP, so Negotiate falls back to NTLM for them; use names or "
+                   "negotiate_hostname_override", err=True)
     meta = {
         "run_id": settings.run_id, "tool_version": __version__, "inventory": source,
         "started_at": now_iso(), "finished_at": None, "hosts": len(hosts),
@@ -151,13 +196,17 @@ def _scan(hosts: list[HostSpec], passwords, out: Path, settings: ScanSettings,  
     }
     rundir.write_run_meta(out, meta)
     with Progress(len(hosts)) as progress:
-        controller = Controller(settings, out, passwords, on_result=progress.update)
+        controller = Controller(settings, out, passwords, on_result=progress.update,
+                                group_limits=group_limits, client_issues=issues)
         outcome = _run_controller(controller, hosts)
     meta["finished_at"] = now_iso()
     meta["stopped"] = outcome.stopped
     rundir.write_run_meta(out, meta)
     summary = _build_reports(out)
     _print_summary(summary, out)
+    blocked = sum(len(issue.hosts) for issue in issues.values())
+    if hosts and blocked == len(hosts):
+        return EXIT_CANNOT_RUN  # the scanning machine, not the fleet, is what failed
     return EXIT_OK if summary.all_ok and not outcome.stopped else EXIT_HOSTS_NOT_OK
 
 

@@ -13,6 +13,7 @@ hosts in flight and a few counters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from fleet_ecs import rundir
 from fleet_ecs.hostscan import now_iso, scan_host
-from fleet_ecs.models import Category, HostResult, HostSpec, ScanSettings, Status
+from fleet_ecs.models import Category, Diagnosis, HostResult, HostSpec, ScanSettings, Status
+from fleet_ecs.preflight import ClientIssue, client_key
 from fleet_ecs.probe.diagnose import failure
 from fleet_ecs.transport.session import CLEANUP_GRACE, Budget
 
@@ -91,9 +93,18 @@ class Controller:
         passwords: Callable[[HostSpec], str | None],
         on_result: Callable[[HostResult, ScanCounters], None] | None = None,
         scan: Callable[..., HostResult] = scan_host,
+        group_limits: dict[str, int] | None = None,
+        client_issues: dict[str, ClientIssue] | None = None,
     ) -> None:
         self.settings = settings
         self._scan = scan
+        self.group_limits = dict(group_limits or {})
+        # Hosts that cannot be scanned because of the scanning machine, decided up front or by
+        # the first host that met the fault; later hosts of the same kind are not contacted.
+        self._client_faults: dict[str, str] = {}
+        self._preflight: dict[str, str] = {
+            host: issue.message for issue in (client_issues or {}).values() for host in issue.hosts
+        }
         self.run_dir = run_dir
         self.passwords = passwords
         self.on_result = on_result
@@ -106,17 +117,16 @@ class Controller:
         self.stop_event.set()
 
     async def run(self, hosts: Iterable[HostSpec]) -> ScanOutcome:
-        from asyncio_throttle import Throttler
-
         hosts = list(hosts)
         self.counters.total = len(hosts)
         workers = max(1, min(self.settings.concurrency, len(hosts) or 1))
         executor = DaemonExecutor(workers)
         semaphore = asyncio.Semaphore(workers)
-        throttler = Throttler(rate_limit=max(1, int(self.settings.rate)), period=1.0)
+        throttler = _throttler(self.settings.rate)
+        groups = {name: asyncio.Semaphore(n) for name, n in self.group_limits.items()}
         try:
             tasks = [
-                asyncio.create_task(self._one(spec, executor, semaphore, throttler))
+                asyncio.create_task(self._one(spec, executor, semaphore, throttler, groups))
                 for spec in hosts
             ]
             await asyncio.gather(*tasks)
@@ -124,35 +134,58 @@ class Controller:
             executor.shutdown()
         return ScanOutcome(self.counters, stopped=self.stop_event.is_set())
 
-    async def _one(self, spec, executor, semaphore, throttler) -> None:  # noqa: ANN001
-        async with semaphore:
+    async def _one(self, spec, executor, semaphore, throttler, groups) -> None:  # noqa: ANN001
+        skipped = self._client_fault(spec)
+        if skipped is not None:
+            self._record(skipped)
+            return
+        async with contextlib.AsyncExitStack() as limits:
+            # Group limits first, in a fixed order, so two hosts never wait on each other.
+            for name in sorted(set(spec.groups) & groups.keys()):
+                await limits.enter_async_context(groups[name])
+            await limits.enter_async_context(semaphore)
             if self.stop_event.is_set():
                 return
             async with throttler:
                 pass
             if self.stop_event.is_set():
                 return
+            skipped = self._client_fault(spec)
+            if skipped is not None:
+                self._record(skipped)
+                return
             self.counters.in_flight += 1
             try:
                 result = await self._scan_in_worker(spec, executor)
             finally:
                 self.counters.in_flight -= 1
+        if result.category is Category.CLIENT_CONFIG_ERROR:
+            self._client_faults.setdefault(client_key(spec), result.error or result.hint)
         self._record(result)
 
+    def _client_fault(self, spec: HostSpec) -> HostResult | None:
+        message = self._preflight.get(spec.name) or self._client_faults.get(client_key(spec))
+        if message is None:
+            return None
+        diagnosis = failure(Category.CLIENT_CONFIG_ERROR, message)
+        return _result_without_scan(
+            spec, diagnosis, 0.0, spec.deadline or self.settings.deadline)
+
     async def _scan_in_worker(self, spec: HostSpec, executor: DaemonExecutor) -> HostResult:
-        budget = Budget(self.settings.deadline, self.stop_event)
+        deadline = spec.deadline or self.settings.deadline
+        budget = Budget(deadline, self.stop_event)
         future = executor.submit(
             self._scan, spec, self.passwords(spec), self.settings, budget, self.run_dir
         )
         try:
-            return await asyncio.wait_for(
-                asyncio.wrap_future(future), self.settings.deadline + _JOIN_GRACE
-            )
+            return await asyncio.wait_for(asyncio.wrap_future(future), deadline + _JOIN_GRACE)
         except asyncio.TimeoutError:
             # The worker ignored every timeout it was given; report the host and move on. The
             # daemon thread finishes (or not) on its own without blocking the run.
             logger.error("%s: worker did not return within its deadline", spec.name)
-            return _late_result(spec, self.settings.deadline)
+            diagnosis = failure(
+                Category.DEADLINE_EXCEEDED, f"no answer within the {deadline:g} s deadline")
+            return _result_without_scan(spec, diagnosis, deadline, deadline)
 
     def _record(self, result: HostResult) -> None:
         rundir.write_result(self.run_dir, result)
@@ -166,12 +199,23 @@ class Controller:
             self.on_result(result, counters)
 
 
-def _late_result(spec: HostSpec, deadline: float) -> HostResult:
-    diagnosis = failure(Category.DEADLINE_EXCEEDED, f"no answer within the {deadline:g} s deadline")
+def _throttler(rate: float):  # noqa: ANN202
+    """At most ``rate`` new connections per second; below one per second, one per period."""
+    from asyncio_throttle import Throttler
+
+    if rate >= 1:
+        return Throttler(rate_limit=int(rate), period=1.0)
+    return Throttler(rate_limit=1, period=1.0 / rate)
+
+
+def _result_without_scan(
+    spec: HostSpec, diagnosis: Diagnosis, duration: float, deadline: float
+) -> HostResult:
     stamp = now_iso()
     return HostResult(
         host=spec.name, address=spec.address, port=spec.port, transport=spec.transport.value,
-        status=diagnosis.status, category=diagnosis.category, hint=diagnosis.hint,
-        evidence=diagnosis.evidence, groups=list(spec.groups), error=diagnosis.evidence[0],
-        started_at=stamp, finished_at=stamp, duration_s=deadline,
+        auth=spec.auth, status=diagnosis.status, category=diagnosis.category,
+        hint=diagnosis.hint, evidence=diagnosis.evidence, groups=list(spec.groups),
+        error=diagnosis.evidence[0], started_at=stamp, finished_at=stamp, duration_s=duration,
+        deadline_s=deadline,
     )

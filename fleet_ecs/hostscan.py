@@ -14,10 +14,11 @@ from pathlib import Path
 
 from fleet_ecs import rundir
 from fleet_ecs.errors import HostError
-from fleet_ecs.models import Category, HostResult, HostSpec, ScanSettings, Status
-from fleet_ecs.probe.diagnose import Verdict, failure
+from fleet_ecs.preflight import addressed_by_ip
+from fleet_ecs.models import Category, Finding, HostResult, HostSpec, ScanSettings, Status
+from fleet_ecs.probe.diagnose import UAC_HINT, Verdict, failure
 from fleet_ecs.probe.runner import ProbeOutcome, run_probe
-from fleet_ecs.transport.faults import one_line
+from fleet_ecs.transport.faults import TRANSIENT, one_line
 from fleet_ecs.transport.session import Budget, HostSession
 
 logger = logging.getLogger(__name__)
@@ -27,10 +28,39 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# Transient faults (quota, a vanished shell, a reset) get a new shell after a pause; the pause
+# grows so that a host at its shell quota has time to expire an idle shell.
+RETRY_BACKOFF = (2.0, 6.0)
+_RETRY_MIN_LEFT = 10.0
+
+
 def scan_host(
     spec: HostSpec, password: str | None, settings: ScanSettings, budget: Budget, run_dir: Path
 ) -> HostResult:
     started_at, t0 = now_iso(), time.monotonic()
+    retried: list[str] = []
+    while True:
+        outcome, error = _attempt(spec, password, settings, budget, run_dir)
+        if not _should_retry(error, budget, len(retried)):
+            break
+        pause = RETRY_BACKOFF[len(retried)]
+        retried.append(f"{error.category.value} ({error.message})")
+        logger.info("%s: %s; retrying with a new shell in %.0f s", spec.name,
+                    error.category.value, pause)
+        if budget.stop.wait(pause):
+            break
+    result = _result(spec, outcome, error)
+    result.deadline_s = spec.deadline or settings.deadline
+    _add_host_notes(result, spec, retried)
+    result.started_at = started_at
+    result.finished_at = now_iso()
+    result.duration_s = round(time.monotonic() - t0, 3)
+    return result
+
+
+def _attempt(
+    spec: HostSpec, password: str | None, settings: ScanSettings, budget: Budget, run_dir: Path
+) -> tuple[ProbeOutcome, HostError | None]:
     outcome = ProbeOutcome()
     error: HostError | None = None
     session = HostSession(spec, password, settings, budget)
@@ -44,11 +74,40 @@ def scan_host(
         error = HostError(Category.PROBE_ERROR, one_line(f"{type(exc).__name__}: {exc}"))
     finally:
         session.close()
-    result = _result(spec, outcome, error)
-    result.started_at = started_at
-    result.finished_at = now_iso()
-    result.duration_s = round(time.monotonic() - t0, 3)
-    return result
+    return outcome, error
+
+
+def _should_retry(error: HostError | None, budget: Budget, done: int) -> bool:
+    return (
+        error is not None
+        and error.category in TRANSIENT
+        and done < len(RETRY_BACKOFF)
+        and not budget.stop.is_set()
+        and budget.remaining() > RETRY_BACKOFF[done] + _RETRY_MIN_LEFT
+    )
+
+
+def _add_host_notes(result: HostResult, spec: HostSpec, retried: list[str]) -> None:
+    for reason in retried:
+        result.findings.append(Finding("retried", Status.OK, f"retried with a new shell after {reason}"))
+    if spec.transport.value == "https" and spec.cert_validation is False:
+        result.findings.append(Finding(
+            "cert_validation_off", Status.WARN,
+            "certificate validation of the WinRM listener is turned off for this host"))
+    if addressed_by_ip(spec):
+        result.findings.append(Finding(
+            "ntlm_fallback", Status.OK,
+            "addressed by IP address: Negotiate cannot use Kerberos and falls back to NTLM"))
+    if result.category is Category.WINRM_AUTH_FAILED and _local_account(spec.username):
+        result.hint = f"{result.hint} {UAC_HINT}"
+
+
+def _local_account(username: str | None) -> bool:
+    """A local account: no domain, or the ``.\\`` / machine prefix Windows uses for one."""
+    if not username or "@" in username:
+        return False
+    domain, _, _user = username.rpartition("\\")
+    return domain in ("", ".") or domain.lower() == "localhost"
 
 
 def _result(spec: HostSpec, outcome: ProbeOutcome, error: HostError | None) -> HostResult:
@@ -63,6 +122,7 @@ def _result(spec: HostSpec, outcome: ProbeOutcome, error: HostError | None) -> H
         address=spec.address,
         port=spec.port,
         transport=spec.transport.value,
+        auth=spec.auth,
         status=diagnosis.status,
         category=diagnosis.category,
         hint=diagnosis.hint,

@@ -49,6 +49,16 @@ class Category(str, enum.Enum):
     PROBE_ERROR = "probe_error"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     CANCELLED = "cancelled"
+    # What can go wrong before the probe runs, each with its own remedy.
+    WINRM_TIMEOUT = "winrm_timeout"
+    WINRM_CERT_INVALID = "winrm_cert_invalid"
+    WINRM_QUOTA = "winrm_quota"
+    WINRM_PROTOCOL_ERROR = "winrm_protocol_error"
+    WINRM_CONNECTION_RESET = "winrm_connection_reset"
+    WINRM_ENDPOINT_NOT_FOUND = "winrm_endpoint_not_found"
+    WINRM_AUTH_METHOD_UNAVAILABLE = "winrm_auth_method_unavailable"
+    WINRM_PROXY_ERROR = "winrm_proxy_error"
+    CLIENT_CONFIG_ERROR = "client_config_error"
 
     @property
     def precedence(self) -> int:
@@ -88,6 +98,14 @@ class HostSpec:
     configuration_name: str = "Microsoft.PowerShell"
     message_encryption: str = "auto"
     vars: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # Per-host (usually per-group) overrides of the scan's timeouts, in seconds; None: the CLI's.
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+    operation_timeout: float | None = None
+    deadline: float | None = None
+    # Extra pypsrp WSMan keyword arguments the inventory set (negotiate_hostname_override,
+    # certificate_pem, credssp_auth_mechanism, proxy, ...), passed through as given.
+    wsman_options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def endpoint(self) -> str:
@@ -171,6 +189,8 @@ class HostResult:
     files: list[FetchedFile] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     schema: int = RESULT_SCHEMA
+    auth: str | None = None  # pypsrp's auth method name
+    deadline_s: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -251,6 +251,25 @@ def map_variables(
             prefer("ansible_psrp_message_encryption", "ansible_winrm_message_encryption"),
         ),
         ("credential", take("fleet_ecs_credential")),
+        ("connect_timeout", take("ansible_psrp_connection_timeout")),
+        ("read_timeout", prefer("ansible_psrp_read_timeout", "ansible_winrm_read_timeout_sec")),
+        (
+            "operation_timeout",
+            prefer("ansible_psrp_operation_timeout", "ansible_winrm_operation_timeout_sec"),
+        ),
+        ("proxy", take("ansible_psrp_proxy")),
+        ("negotiate_hostname_override", take("ansible_psrp_negotiate_hostname_override")),
+        ("negotiate_service", take("ansible_psrp_negotiate_service")),
+        ("negotiate_delegate", take("ansible_psrp_negotiate_delegate")),
+        ("negotiate_send_cbt", take("ansible_psrp_negotiate_send_cbt")),
+        ("certificate_pem", prefer("ansible_psrp_certificate_pem", "ansible_winrm_cert_pem")),
+        (
+            "certificate_key_pem",
+            prefer("ansible_psrp_certificate_key_pem", "ansible_winrm_cert_key_pem"),
+        ),
+        ("credssp_auth_mechanism", take("ansible_psrp_credssp_auth_mechanism")),
+        ("credssp_disable_tlsv1_2", take("ansible_psrp_credssp_disable_tlsv1_2")),
+        ("credssp_minimum_version", take("ansible_psrp_credssp_minimum_version")),
     ):
         if found is not None:
             layer[setting] = found

@@ -30,7 +30,26 @@ SETTING_KEYS = (
     "credential",
     "configuration_name",
     "message_encryption",
+    "connect_timeout",
+    "read_timeout",
+    "operation_timeout",
+    "deadline",
+    *(
+        "negotiate_hostname_override",
+        "negotiate_service",
+        "negotiate_delegate",
+        "negotiate_send_cbt",
+        "certificate_pem",
+        "certificate_key_pem",
+        "credssp_auth_mechanism",
+        "credssp_disable_tlsv1_2",
+        "credssp_minimum_version",
+        "proxy",
+    ),
 )
+# Passed to pypsrp's WSMan as they are (after a type check): name -> converter.
+WSMAN_OPTION_KEYS = SETTING_KEYS[-10:]
+TIMEOUT_KEYS = ("connect_timeout", "read_timeout", "operation_timeout", "deadline")
 ENCRYPTION_MODES = ("auto", "always", "never")
 DEFAULT_PORTS = {Transport.HTTP: 5985, Transport.HTTPS: 5986}
 
@@ -178,7 +197,56 @@ def build_host(
         ),
         message_encryption=encryption,
         vars=dict(host_vars or {}),
+        **{key: check(key, _seconds, None) for key in TIMEOUT_KEYS},
+        wsman_options=_wsman_options(pick, check, src.directory),
     )
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number of seconds")
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number of seconds") from None
+    if not 0 < seconds <= 86400:
+        raise ValueError(f"{seconds:g} seconds is out of range (0 to 86400)")
+    return seconds
+
+
+def _wsman_options(pick: Any, check: Any, directory: Path) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key in WSMAN_OPTION_KEYS:
+        if pick(key) is None:
+            continue
+        if key in ("negotiate_delegate", "negotiate_send_cbt", "credssp_disable_tlsv1_2"):
+            options[key] = check(key, _flag, None)
+        elif key in ("certificate_pem", "certificate_key_pem"):
+            options[key] = check(key, lambda v: _file(v, directory, key), None)
+        elif key == "credssp_minimum_version":
+            options[key] = int(check(key, _seconds, None))
+        else:
+            options[key] = check(key, lambda v, k=key: _text(v, k), None)
+    return options
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _file(value: object, directory: Path, what: str) -> str:
+    text = _text(value, what)
+    path = (directory / Path(text).expanduser()).resolve()
+    if not path.is_file():
+        raise ValueError(f"{what} {text!r} is not an existing file (looked for {path})")
+    return str(path)
 
 
 def _text(value: object, what: str) -> str:

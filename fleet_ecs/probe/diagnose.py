@@ -67,7 +67,30 @@ HINTS: dict[Category, str] = {
     Category.DEADLINE_EXCEEDED: "The host did not finish within its deadline: rerun with a "
     "longer --deadline or check the host's load.",
     Category.CANCELLED: "The scan was stopped before this host finished: rerun the scan.",
+    Category.WINRM_TIMEOUT: "WinRM accepted the connection but did not answer: the WinRM "
+    "service may be hung, or a device in the path swallows the traffic; restart WinRM.",
+    Category.WINRM_CERT_INVALID: "The WinRM listener's HTTPS certificate failed validation: "
+    "renew it or give the inventory the issuing CA (cert_validation: path/to/ca.pem).",
+    Category.WINRM_QUOTA: "Windows refused a new shell or operation (WinRM quota): close "
+    "leaked sessions (they expire after IdleTimeout) or raise MaxShellsPerUser.",
+    Category.WINRM_PROTOCOL_ERROR: "WinRM's reply could not be understood: check for a device "
+    "rewriting the traffic and the WinRM service's health.",
+    Category.WINRM_CONNECTION_RESET: "The host dropped the WinRM connection mid-exchange: "
+    "look for firewalls or IPS devices resetting long connections, or a WinRM restart.",
+    Category.WINRM_ENDPOINT_NOT_FOUND: "No such WinRM endpoint: check the port and path, and "
+    "that the session configuration (configuration_name) is registered on the host.",
+    Category.WINRM_AUTH_METHOD_UNAVAILABLE: "The host does not offer this authentication "
+    "method: pick one it offers (auth:) or enable it (winrm set winrm/config/service/auth).",
+    Category.WINRM_PROXY_ERROR: "An HTTP proxy answered instead of WinRM: exempt WinRM traffic "
+    "from the proxy (no proxy: setting, or the proxy's bypass list).",
+    Category.CLIENT_CONFIG_ERROR: "The scanning machine is not set up for this auth method: "
+    "install the missing library or get a Kerberos ticket or keytab, then rerun.",
 }
+
+# Local accounts in Administrators lose their admin token over the network unless
+# LocalAccountTokenFilterPolicy is set, and WinRM then answers 401 as for a wrong password.
+UAC_HINT = ("For a local account in Administrators, remote UAC filtering also gives 401: set "
+            "LocalAccountTokenFilterPolicy=1 on the host, or use a domain account.")
 
 _SUCCESS = range(200, 300)
 

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 CSV_COLUMNS = (
     "host", "address", "port", "transport", "groups", "status", "category", "hint", "ecs_url",
     "http_status", "dns_ok", "tcp_ok", "proxy", "error", "step", "started_at", "finished_at",
-    "duration_s", "report_path", "capture_path",
+    "duration_s", "report_path", "capture_path", "auth", "deadline_s",
 )
 
 # A spreadsheet evaluates a cell starting with one of these as a formula; endpoint text must
@@ -75,6 +75,8 @@ def csv_row(
         "duration_s": _cell_number(result.duration_s),
         "report_path": _cell_text(report_path),
         "capture_path": _cell_text(capture_path),
+        "auth": _cell_text(result.auth),
+        "deadline_s": _cell_number(result.deadline_s),
     }
 
 

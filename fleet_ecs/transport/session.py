@@ -110,28 +110,63 @@ class HostSession:
         from pypsrp.wsman import WSMan
 
         self.budget.check("connect")
-        read_timeout = self._read_timeout()
-        kwargs: dict[str, Any] = {
-            "port": self.spec.port,
-            "ssl": self.spec.transport.value == "https",
-            "auth": self.spec.auth,
-            "username": self.spec.username,
-            "password": self._password,
-            "cert_validation": self.spec.cert_validation,
-            "encryption": self._encryption(),
-            "connection_timeout": max(1, int(min(self.settings.connect_timeout, read_timeout))),
-            "read_timeout": read_timeout,
-            "operation_timeout": max(1, read_timeout - 2),
-            "reconnection_backoff": _BACKOFF,
-            # The controller talks to the hosts of its inventory; an admin's HTTP(S)_PROXY is
-            # for the web, not for WinRM, and must not silently reroute the scan.
-            "no_proxy": True,
-        }
+        kwargs = self._wsman_kwargs()
         self._wsman = self._call("connect", lambda: WSMan(self.spec.address, **kwargs))
         pool = RunspacePool(self._wsman, configuration_name=self.spec.configuration_name)
-        self._call("connect", pool.open)
+        try:
+            self._call("connect", pool.open)
+        except TransportError as exc:
+            if exc.category is Category.WINRM_AUTH_FAILED:
+                self._check_method_offered(exc)
+            raise
         self._pool = pool
         logger.debug("%s: runspace pool open", self.spec.name)
+
+    def _wsman_kwargs(self) -> dict[str, Any]:
+        spec, settings = self.spec, self.settings
+        read_timeout = self._read_timeout()
+        connect = spec.connect_timeout or settings.connect_timeout
+        operation = spec.operation_timeout or settings.operation_timeout
+        options = dict(spec.wsman_options)
+        proxy = options.pop("proxy", None)
+        return {
+            "port": spec.port,
+            "ssl": spec.transport.value == "https",
+            "auth": spec.auth,
+            "username": spec.username,
+            "password": self._password,
+            "cert_validation": spec.cert_validation,
+            "encryption": spec.message_encryption,
+            "connection_timeout": max(1, int(min(connect, read_timeout))),
+            "read_timeout": read_timeout,
+            # Windows must answer an empty Receive before our read timeout fires, or every
+            # quiet poll would look like a dead host.
+            "operation_timeout": max(1, min(int(operation), read_timeout - 2)),
+            "reconnection_backoff": _BACKOFF,
+            # An admin's HTTP(S)_PROXY is for the web, not for WinRM: it must not silently
+            # reroute the scan. A proxy for WinRM is set explicitly in the inventory.
+            "proxy": proxy,
+            "no_proxy": proxy is None,
+            **options,
+        }
+
+    def _check_method_offered(self, error: TransportError) -> None:
+        """Tell a wrong password from an auth method the host does not offer at all.
+
+        pypsrp raises the same error for both with Basic auth, so ask the host once, without
+        credentials, which methods its 401 advertises.
+        """
+        offered = offered_auth_schemes(self.spec, timeout=min(5.0, self.budget.remaining()))
+        if offered is None:
+            return
+        wanted = _SCHEMES_FOR.get(self.spec.auth, set())
+        if wanted and not wanted & {scheme.lower() for scheme in offered}:
+            raise TransportError(
+                Category.WINRM_AUTH_METHOD_UNAVAILABLE,
+                f"the host does not offer {self.spec.auth} (it offers "
+                f"{', '.join(offered) or 'nothing'})",
+                step=error.step,
+            ) from error
 
     def run_step(self, step: str, script: str) -> StepOutput:
         """Run one rendered step script to completion, polling within the budget."""
@@ -245,15 +280,40 @@ class HostSession:
 
     def _read_timeout(self) -> int:
         fits = int(self.budget.remaining() / _RECEIVE_ATTEMPTS) - 1
-        return max(3, min(int(self.settings.read_timeout), fits))
+        wanted = self.spec.read_timeout or self.settings.read_timeout
+        return max(3, min(int(wanted), fits))
 
-    def _encryption(self) -> str:
-        if self.spec.message_encryption != "auto":
-            return self.spec.message_encryption
-        # Basic and certificate auth cannot seal messages; over HTTPS TLS does that job.
-        if self.spec.auth in ("basic", "certificate"):
-            return "never"
-        return "auto"
+# Which WWW-Authenticate schemes can serve each pypsrp auth method.
+_SCHEMES_FOR = {
+    "basic": {"basic"},
+    "ntlm": {"negotiate", "ntlm"},
+    "negotiate": {"negotiate", "ntlm", "kerberos"},
+    "kerberos": {"kerberos", "negotiate"},
+    "credssp": {"credssp"},
+}
+
+
+def offered_auth_schemes(spec: HostSpec, timeout: float) -> list[str] | None:
+    """The auth schemes a host's unauthenticated 401 lists, or None if it cannot be asked."""
+    import requests
+
+    host = f"[{spec.address}]" if ":" in spec.address else spec.address
+    url = f"{spec.transport.value}://{host}:{spec.port}/wsman"
+    proxy = spec.wsman_options.get("proxy")
+    try:
+        with requests.Session() as session:
+            session.trust_env = False  # environment proxies are not for WinRM (see open)
+            response = session.post(
+                url, data=b"", timeout=max(1.0, timeout), verify=spec.cert_validation,
+                headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
+                proxies={"http": proxy, "https": proxy} if proxy else {},
+            )
+    except requests.RequestException:
+        return None
+    if response.status_code != 401:
+        return None
+    header = response.headers.get("WWW-Authenticate", "")
+    return [part.split()[0] for part in header.split(",") if part.strip()]
 
 
 def _b64(item: Any, step: str) -> bytes:

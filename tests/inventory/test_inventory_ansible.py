@@ -45,7 +45,8 @@ def test_defaults_to_https_5986_like_ansible(yaml_inv: Inventory) -> None:
     assert host.credential is None
     assert host.groups == ()
     # Unmapped ansible_* and free variables stay in vars; mapped ones do not.
-    assert host.vars == {"site": "hq", "ansible_psrp_read_timeout": 60}
+    assert host.vars == {"site": "hq"}
+    assert host.read_timeout == 60  # ansible_psrp_read_timeout is understood
 
 
 def test_port_5985_alone_means_http(yaml_inv: Inventory) -> None:

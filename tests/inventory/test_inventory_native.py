@@ -147,3 +147,37 @@ def test_yaml_merge_keys_allowed(tmp_path: Path) -> None:
     )
     hosts = load_inventory(path).hosts
     assert [(h.name, h.auth, h.port) for h in hosts] == [("a1", "ntlm", 5986), ("a2", "ntlm", 5986)]
+
+
+def test_timeouts_and_pypsrp_options_inherit_from_groups(tmp_path):
+    from fleet_ecs.inventory import load_inventory
+
+    (tmp_path / "client.pem").write_text("x")
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(
+        "defaults:\n  read_timeout: 40\n"
+        "groups:\n  far:\n    deadline: 900\n    connect_timeout: 20\n"
+        "    negotiate_hostname_override: srv1.corp.example.com\n"
+        "    negotiate_send_cbt: false\n    certificate_pem: client.pem\n"
+        "hosts:\n  - name: srv1\n    groups: [far]\n  - name: srv2\n"
+    )
+    srv1, srv2 = load_inventory(inv).hosts
+    assert (srv1.deadline, srv1.connect_timeout, srv1.read_timeout) == (900, 20, 40)
+    assert srv1.wsman_options == {
+        "negotiate_hostname_override": "srv1.corp.example.com",
+        "negotiate_send_cbt": False,
+        "certificate_pem": str(tmp_path / "client.pem"),
+    }
+    assert (srv2.deadline, srv2.read_timeout, srv2.wsman_options) == (None, 40, {})
+
+
+def test_bad_timeout_names_the_line(tmp_path):
+    import pytest
+
+    from fleet_ecs.errors import InventoryError
+    from fleet_ecs.inventory import load_inventory
+
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("hosts:\n  - name: srv1\n    deadline: soon\n")
+    with pytest.raises(InventoryError, match=r"line 3.*'soon' is not a number of seconds"):
+        load_inventory(inv)
