@@ -90,3 +90,71 @@ def test_stop_starts_no_new_host(tmp_path):
     outcome = asyncio.run(controller.run([spec(i) for i in range(5)]))
     assert seen == ["h000"]
     assert outcome.stopped
+
+
+def test_group_limit_bounds_hosts_of_that_group(tmp_path):
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0, "others": 0}
+
+    def scan(host, password, settings, budget, run_dir):
+        in_group = "site-b" in host.groups
+        with lock:
+            if in_group:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.03)
+        with lock:
+            if in_group:
+                state["now"] -= 1
+            else:
+                state["others"] += 1
+        return fake_result(host)
+
+    hosts = [HostSpec(name=f"b{i}", address="127.0.0.1", port=5985, groups=("site-b",))
+             for i in range(8)] + [spec(i) for i in range(8)]
+    settings = ScanSettings(concurrency=10, rate=1000, deadline=10)
+    controller = Controller(settings, tmp_path, lambda h: None, scan=scan,
+                            group_limits={"site-b": 2})
+    outcome = asyncio.run(controller.run(hosts))
+    assert state["peak"] == 2
+    assert state["others"] == 8 and outcome.counters.done == 16
+
+
+def test_client_fault_is_met_once_then_applied_without_connecting(tmp_path):
+    from fleet_ecs.preflight import ClientIssue
+
+    calls = []
+
+    def scan(host, password, settings, budget, run_dir):
+        calls.append(host.name)
+        result = fake_result(host, Status.FAIL)
+        result.category = Category.CLIENT_CONFIG_ERROR
+        result.error = "no Kerberos ticket"
+        return result
+
+    kerberos = [HostSpec(name=f"k{i}", address="127.0.0.1", port=5985, auth="kerberos")
+                for i in range(4)]
+    blocked = HostSpec(name="c0", address="127.0.0.1", port=5986, auth="credssp")
+    issues = {"x": ClientIssue("x", "credssp needs requests-credssp", ["c0"])}
+    settings = ScanSettings(concurrency=1, rate=1000, deadline=10)
+    controller = Controller(settings, tmp_path, lambda h: None, scan=scan, client_issues=issues)
+    asyncio.run(controller.run([blocked, *kerberos]))
+    assert calls == ["k0"]  # the first kerberos host met the fault; the others were spared
+    for name in ("c0", "k1", "k3"):
+        data = json.loads((tmp_path / "hosts" / name / "result.json").read_text())
+        assert data["category"] == "client_config_error"
+    assert "requests-credssp" in json.loads(
+        (tmp_path / "hosts" / "c0" / "result.json").read_text())["error"]
+
+
+def test_rate_below_one_per_second(tmp_path):
+    starts = []
+
+    def scan(host, password, settings, budget, run_dir):
+        starts.append(time.monotonic())
+        return fake_result(host)
+
+    settings = ScanSettings(concurrency=5, rate=2.5, deadline=10)
+    asyncio.run(Controller(settings, tmp_path, lambda h: None, scan=scan).run(
+        [spec(i) for i in range(4)]))
+    assert len(starts) == 4
