@@ -47,17 +47,29 @@ def main() -> None:
     app()
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fleet-ecs {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details to stderr."),
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True,
+        help="-v: fleet-ecs's own steps on stderr; -vv: also every WinRM message (very long)."),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version."),
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not verbose:
-        # pypsrp logs every retried Receive at ERROR with a traceback; our results say it better.
-        logging.getLogger("pypsrp").setLevel(logging.CRITICAL)
+    # pypsrp logs whole SOAP envelopes at DEBUG and every retried Receive at ERROR with a
+    # traceback; our per-host results say it better, so they speak only at -vv.
+    wire = logging.DEBUG if verbose >= 2 else logging.CRITICAL
+    for name in ("pypsrp", "spnego", "urllib3", "requests_credssp"):
+        logging.getLogger(name).setLevel(wire)
 
 
 @app.command()
@@ -115,8 +127,7 @@ def demo(
         concurrency=concurrency, rate=200.0, capture=CaptureMode.ON_FAILURE,
         run_id=_run_id(), **DEMO_SETTINGS,
     )
-    code = _guard(lambda: _run_demo(hosts, out, settings))
-    raise typer.Exit(EXIT_OK if code in (EXIT_OK, EXIT_HOSTS_NOT_OK) else code)
+    raise typer.Exit(_guard(lambda: _run_demo(hosts, out, settings)))
 
 
 @app.command()
@@ -135,6 +146,7 @@ def report(
 
     def rebuild() -> int:
         summary = _build_reports(run_dir)
+        _print_summary(summary, run_dir)
         return EXIT_OK if summary.all_ok else EXIT_HOSTS_NOT_OK
 
     raise typer.Exit(_guard(rebuild))
@@ -171,7 +183,8 @@ def _scan_inventory(
 
 
 def _scan(hosts: list[HostSpec], passwords, out: Path, settings: ScanSettings,  # noqa: ANN001
-          source: str, group_limits: dict[str, int] | None = None) -> int:
+          source: str, group_limits: dict[str, int] | None = None, *,
+          demo: bool = False) -> int:
     from fleet_ecs import rundir
     from fleet_ecs.controller import Controller
     from fleet_ecs.hostscan import now_iso
@@ -204,9 +217,14 @@ def _scan(hosts: list[HostSpec], passwords, out: Path, settings: ScanSettings,  
     rundir.write_run_meta(out, meta)
     summary = _build_reports(out)
     _print_summary(summary, out)
+    if outcome.stopped:
+        typer.echo("fleet-ecs: the scan was stopped before every host was scanned", err=True)
     blocked = sum(len(issue.hosts) for issue in issues.values())
     if hosts and blocked == len(hosts):
         return EXIT_CANNOT_RUN  # the scanning machine, not the fleet, is what failed
+    if demo:
+        # The demo's fleet fails on purpose; the demo itself succeeded if its scan completed.
+        return EXIT_HOSTS_NOT_OK if outcome.stopped else EXIT_OK
     return EXIT_OK if summary.all_ok and not outcome.stopped else EXIT_HOSTS_NOT_OK
 
 
@@ -231,7 +249,10 @@ def _build_reports(run_dir: Path):  # noqa: ANN202
 
 def _print_summary(summary, out: Path) -> None:  # noqa: ANN001
     counts = ", ".join(f"{k.value} {v}" for k, v in summary.by_category.items())
-    typer.echo(f"{summary.hosts} hosts: {counts}")
+    noun = "host" if summary.hosts == 1 else "hosts"
+    typer.echo(f"{summary.hosts} {noun}: {counts or 'none'}")
+    if summary.skipped:
+        typer.echo(f"{len(summary.skipped)} unreadable result file(s) left out; see the report")
     typer.echo(f"report: {out / 'report.html'}")
     typer.echo(f"csv:    {out / 'results.csv'}")
 
@@ -244,7 +265,7 @@ def _run_demo(count: int, out: Path, settings: ScanSettings) -> int:
     handle = SimulatedFleet(build_hosts(specs)).start_in_thread()
     typer.echo(f"simulated fleet: {count} hosts from {specs[0].address}", err=True)
     try:
-        return _scan(specs, lambda _spec: DEMO_PASSWORD, out, settings, "demo")
+        return _scan(specs, lambda _spec: DEMO_PASSWORD, out, settings, "demo", demo=True)
     finally:
         handle.stop()
 

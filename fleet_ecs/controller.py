@@ -144,11 +144,12 @@ class Controller:
             for name in sorted(set(spec.groups) & groups.keys()):
                 await limits.enter_async_context(groups[name])
             await limits.enter_async_context(semaphore)
+            if not self.stop_event.is_set():
+                async with throttler:
+                    pass
             if self.stop_event.is_set():
-                return
-            async with throttler:
-                pass
-            if self.stop_event.is_set():
+                # Every inventory host gets a row, so a stopped run never looks complete.
+                self._record(self._unscanned(spec))
                 return
             skipped = self._client_fault(spec)
             if skipped is not None:
@@ -167,9 +168,22 @@ class Controller:
         message = self._preflight.get(spec.name) or self._client_faults.get(client_key(spec))
         if message is None:
             return None
-        diagnosis = failure(Category.CLIENT_CONFIG_ERROR, message)
-        return _result_without_scan(
-            spec, diagnosis, 0.0, spec.deadline or self.settings.deadline)
+        return self._without_scan(spec, failure(Category.CLIENT_CONFIG_ERROR, message), 0.0)
+
+    def _unscanned(self, spec: HostSpec) -> HostResult:
+        diagnosis = failure(Category.CANCELLED, "not scanned: the scan was stopped first")
+        return self._without_scan(spec, diagnosis, 0.0)
+
+    def _without_scan(self, spec: HostSpec, diagnosis: Diagnosis, duration: float) -> HostResult:
+        stamp = now_iso()
+        return HostResult(
+            host=spec.name, address=spec.address, port=spec.port,
+            transport=spec.transport.value, auth=spec.auth, status=diagnosis.status,
+            category=diagnosis.category, hint=diagnosis.hint, evidence=diagnosis.evidence,
+            groups=list(spec.groups), error=diagnosis.evidence[0], started_at=stamp,
+            finished_at=stamp, duration_s=duration,
+            deadline_s=spec.deadline or self.settings.deadline, run_id=self.settings.run_id,
+        )
 
     async def _scan_in_worker(self, spec: HostSpec, executor: DaemonExecutor) -> HostResult:
         deadline = spec.deadline or self.settings.deadline
@@ -185,7 +199,7 @@ class Controller:
             logger.error("%s: worker did not return within its deadline", spec.name)
             diagnosis = failure(
                 Category.DEADLINE_EXCEEDED, f"no answer within the {deadline:g} s deadline")
-            return _result_without_scan(spec, diagnosis, deadline, deadline)
+            return self._without_scan(spec, diagnosis, deadline)
 
     def _record(self, result: HostResult) -> None:
         rundir.write_result(self.run_dir, result)
@@ -200,22 +214,14 @@ class Controller:
 
 
 def _throttler(rate: float):  # noqa: ANN202
-    """At most ``rate`` new connections per second; below one per second, one per period."""
+    """At most ``rate`` new connections per second, spread evenly rather than in bursts.
+
+    One start per 1/rate seconds keeps fractional rates exact (0.5/s is one every 2 s) and
+    spares the domain controllers a burst at the top of each second. Above 50/s the throttle's
+    own polling interval (10 ms) would cap the rate, so whole-second windows are used there.
+    """
     from asyncio_throttle import Throttler
 
-    if rate >= 1:
+    if rate > 50:
         return Throttler(rate_limit=int(rate), period=1.0)
     return Throttler(rate_limit=1, period=1.0 / rate)
-
-
-def _result_without_scan(
-    spec: HostSpec, diagnosis: Diagnosis, duration: float, deadline: float
-) -> HostResult:
-    stamp = now_iso()
-    return HostResult(
-        host=spec.name, address=spec.address, port=spec.port, transport=spec.transport.value,
-        auth=spec.auth, status=diagnosis.status, category=diagnosis.category,
-        hint=diagnosis.hint, evidence=diagnosis.evidence, groups=list(spec.groups),
-        error=diagnosis.evidence[0], started_at=stamp, finished_at=stamp, duration_s=duration,
-        deadline_s=deadline,
-    )

@@ -51,6 +51,7 @@ def scan_host(
             break
     result = _result(spec, outcome, error)
     result.deadline_s = spec.deadline or settings.deadline
+    result.run_id = settings.run_id
     _add_host_notes(result, spec, retried)
     result.started_at = started_at
     result.finished_at = now_iso()
@@ -66,7 +67,7 @@ def _attempt(
     session = HostSession(spec, password, settings, budget)
     try:
         session.open()
-        outcome = run_probe(session, settings, rundir.host_dir(run_dir, spec.name), run_dir)
+        run_probe(session, settings, rundir.host_dir(run_dir, spec.name), run_dir, outcome)
     except HostError as exc:
         error = exc
     except Exception as exc:  # noqa: BLE001 - one host's bug must not stop the fleet

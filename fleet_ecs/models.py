@@ -191,6 +191,7 @@ class HostResult:
     schema: int = RESULT_SCHEMA
     auth: str | None = None  # pypsrp's auth method name
     deadline_s: float | None = None
+    run_id: str | None = None  # the run that produced this result
 
     @property
     def ok(self) -> bool:

@@ -57,6 +57,8 @@ def check_client(hosts: Iterable[HostSpec], passwords: dict[str, bool]) -> dict[
 
 
 def _problem(spec: HostSpec, has_password: bool) -> str | None:
+    if spec.auth in ("basic", "ntlm", "credssp") and not spec.username:
+        return f"auth {spec.auth} needs a username: set username: in the inventory"
     if spec.auth == "credssp" and not _importable("requests_credssp"):
         return "auth credssp needs the requests-credssp package: pip install 'pypsrp[credssp]'"
     if spec.auth == "kerberos":

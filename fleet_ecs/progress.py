@@ -11,7 +11,7 @@ from fleet_ecs.models import HostResult
 
 
 class Progress:
-    """Receives each finished host; shows done, failing, in flight and rate."""
+    """Receives each finished host; shows done, not ok (warn or fail), in flight and rate."""
 
     def __init__(self, total: int, stream: TextIO | None = None, live: bool | None = None) -> None:
         self.total = total
@@ -43,7 +43,7 @@ class Progress:
     def update(self, result: HostResult, counters: ScanCounters) -> None:
         elapsed = max(time.monotonic() - self._t0, 1e-6)
         rate = counters.done / elapsed
-        detail = (f"failing {counters.failing}  in flight {counters.in_flight}  "
+        detail = (f"not ok {counters.failing}  in flight {counters.in_flight}  "
                   f"{rate:.1f} hosts/s")
         if self._bar is not None:
             self._bar.update(self._task, completed=counters.done, detail=detail)

@@ -19,6 +19,7 @@ from typing import Any
 from fleet_ecs.errors import OutputError
 from fleet_ecs.models import HostResult
 
+RUN_FILE = "run.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 
 
@@ -30,12 +31,20 @@ def host_dir(run_dir: Path, host: str) -> Path:
 
 
 def prepare(run_dir: Path) -> None:
-    """Create the run directory and prove it is writable before any host is contacted."""
+    """Create the run directory and claim it, before any host is contacted.
+
+    A run directory holds one run: results of an earlier run would otherwise be mixed into
+    this one's report under this one's name. ``run.json`` is created exclusively, so two
+    scans started at once into the same directory cannot both claim it.
+    """
+    if (run_dir / RUN_FILE).exists() or any((run_dir / "hosts").glob("*/result.json")):
+        raise OutputError(f"{run_dir} already holds a run; choose a new --out directory")
     try:
         (run_dir / "hosts").mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        with open(run_dir / RUN_FILE, "x", encoding="utf-8") as claim:
+            claim.write("{}\n")
+    except FileExistsError as exc:
+        raise OutputError(f"{run_dir} is being used by another run") from exc
     except OSError as exc:
         raise OutputError(f"cannot write to output directory {run_dir}: {exc.strerror or exc}") from exc
 
@@ -66,6 +75,6 @@ def write_result(run_dir: Path, result: HostResult) -> Path:
 
 def write_run_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     try:
-        write_json_atomic(run_dir / "run.json", meta)
+        write_json_atomic(run_dir / RUN_FILE, meta)
     except OSError as exc:
-        raise OutputError(f"cannot write {run_dir / 'run.json'}: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot write {run_dir / RUN_FILE}: {exc.strerror or exc}") from exc

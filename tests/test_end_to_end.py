@@ -101,8 +101,9 @@ def test_some_host_not_ok_exits_1(fleet_inventory, tmp_path):
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
+    """One demo host per scenario: every category the simulator can provoke, in one scan."""
     out = tmp_path_factory.mktemp("demo") / "run"
-    result = run_cli("demo", "--hosts", "20", "--out", str(out))
+    result = run_cli("demo", "--hosts", str(len(DEMO_ORDER)), "--out", str(out))
     return result, out
 
 
@@ -111,7 +112,20 @@ def test_demo_covers_every_category(demo_run):
     assert result.exit_code == 0, result.output
     assert "report.html" in result.output
     categories = {row["category"] for row in read_csv(out)}
-    assert categories == {c.value for c in PROBE_CATEGORIES}
+    assert {c.value for c in PROBE_CATEGORIES} <= categories
+    first_20 = {scenario(DEMO_ORDER[i % len(DEMO_ORDER)]).expected.value for i in range(20)}
+    assert {c.value for c in PROBE_CATEGORIES} <= first_20  # the README's 20-host demo
+
+
+def test_demo_hosts_stay_within_their_deadline_with_one_line_errors(demo_run):
+    from fleet_ecs.transport.session import CLEANUP_GRACE
+
+    _, out = demo_run
+    for row in read_csv(out):
+        assert float(row["duration_s"]) <= float(row["deadline_s"]) + CLEANUP_GRACE, row["host"]
+        assert "\n" not in row["error"]
+        if row["status"] != "ok" and row["category"].startswith("winrm_"):
+            assert row["error"], row["host"]
 
 
 def test_demo_verdicts_match_the_scenarios(demo_run):
@@ -252,3 +266,42 @@ def test_deadline_stops_the_capture_and_closes_the_shell(tmp_path):
     assert (row["category"], row["step"]) == ("deadline_exceeded", "probe")
     assert state.requests.get("Signal", 0) >= 1  # the probe pipeline was stopped
     assert elapsed < settings.deadline + 10
+
+
+def test_a_run_directory_holds_one_run(fleet_inventory, tmp_path):
+    inventory = fleet_inventory(["healthy"])
+    assert run_cli("scan", str(inventory), "--out", str(tmp_path / "run")).exit_code == 0
+    again = run_cli("scan", str(inventory), "--out", str(tmp_path / "run"))
+    assert again.exit_code == 3
+    assert "already holds a run" in again.output
+    data = json.loads((tmp_path / "run" / "hosts" / "h01" / "result.json").read_text())
+    assert data["run_id"] == json.loads((tmp_path / "run" / "run.json").read_text())["run_id"]
+
+
+def test_report_refuses_a_folder_that_is_not_a_run(tmp_path):
+    result = run_cli("report", str(tmp_path))
+    assert result.exit_code == 3 and "not a run directory" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stopped_scan_gives_every_host_a_row(tmp_path):
+    from fleet_ecs.controller import Controller
+
+    specs = demo_specs(4, find_free_block(4))
+    settings = ScanSettings(concurrency=1, rate=100, run_id="t3", **cli.DEMO_SETTINGS)
+    seen = []
+
+    def stop_after_first(result, counters):
+        seen.append(result.host)
+        controller.request_stop()
+
+    with SimulatedFleet(build_hosts(specs)).start_in_thread() as handle:
+        controller = Controller(settings, tmp_path, lambda _s: DEMO_PASSWORD,
+                                on_result=stop_after_first)
+        outcome = cli._run_controller(controller, specs)
+        assert handle.leftovers() == {}
+    assert outcome.stopped
+    data = {p.parent.name: json.loads(p.read_text())
+            for p in (tmp_path / "hosts").glob("*/result.json")}
+    assert len(data) == 4
+    assert [data[h]["category"] for h in sorted(data)][1:] == ["cancelled"] * 3

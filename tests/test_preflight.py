@@ -3,6 +3,7 @@ from fleet_ecs.models import HostSpec, Transport
 
 
 def host(name, **kw):
+    kw.setdefault("username", "CORP\\svc")
     return HostSpec(name=name, address=kw.pop("address", "srv.corp.example.com"), port=5986,
                     transport=kw.pop("transport", Transport.HTTPS), **kw)
 
@@ -39,3 +40,11 @@ def test_addressed_by_ip():
     assert not preflight.addressed_by_ip(
         host("a", address="::1", auth="kerberos",
              wsman_options={"negotiate_hostname_override": "srv1"}))
+
+
+def test_password_methods_need_a_username():
+    hosts = [host("a", auth="basic", username=None), host("b", auth="ntlm"),
+             host("c", auth="kerberos")]
+    issues = preflight.check_client(hosts[:2], {"a": True, "b": True})
+    (issue,) = issues.values()
+    assert issue.hosts == ["a"] and "username" in issue.message

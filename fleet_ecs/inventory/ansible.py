@@ -51,8 +51,17 @@ class _Host:
     vars: dict[str, Located] = field(default_factory=dict)
 
 
-def refuse_secret(src: Source, key: Any, value: Any, line: int | None, host: str | None) -> None:
+def refuse_secret(
+    src: Source, key: Any, value: Any, line: int | None, host: str | None,
+    seen: set[int] | None = None,
+) -> None:
     """Raise for a password key, a ``!vault`` value or an inline ``$ANSIBLE_VAULT;`` blob."""
+    # Aliased YAML nodes are shared: visit each once, or an alias bomb takes forever.
+    seen = set() if seen is None else seen
+    if isinstance(value, (dict, list)):
+        if id(value) in seen:
+            return
+        seen.add(id(value))
     vault = isinstance(value, VaultValue) or (
         isinstance(value, str) and value.lstrip().startswith(VAULT_PREFIX)
     )
@@ -61,10 +70,10 @@ def refuse_secret(src: Source, key: Any, value: Any, line: int | None, host: str
         raise src.error(problem, line=line, host=host)
     if isinstance(value, dict):
         for inner_key, inner in value.items():
-            refuse_secret(src, inner_key, inner, line, host)
+            refuse_secret(src, inner_key, inner, line, host, seen)
     elif isinstance(value, list):
         for inner in value:
-            refuse_secret(src, key, inner, line, host)
+            refuse_secret(src, key, inner, line, host, seen)
 
 
 class AnsibleTree:

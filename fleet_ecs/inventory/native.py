@@ -237,15 +237,21 @@ def _refuse(src: Source, key: Any, value: Any, line: int, host: str | None) -> N
         raise src.error(refused_key_problem(key, ansible=False), line=line, host=host)
 
 
-def _refuse_nested(src: Source, value: Any, host: str | None) -> None:
+def _refuse_nested(src: Source, value: Any, host: str | None, seen: set[int] | None = None) -> None:
+    # YAML aliases make the tree a graph that shares nodes; visiting each node once keeps a
+    # "billion laughs" inventory linear instead of exponential.
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return
+    seen.add(id(value))
     if isinstance(value, LineMap):
         for key, item in value.items():
             _refuse(src, key, item, value.line_of(key), host)
-            _refuse_nested(src, item, host)
+            _refuse_nested(src, item, host, seen)
     elif isinstance(value, LineList):
         for item, line in zip(value, value.item_lines, strict=True):
             _refuse(src, "vars", item, line, host)
-            _refuse_nested(src, item, host)
+            _refuse_nested(src, item, host, seen)
 
 
 def _group_list(src: Source, value: Any, line: int, host: str) -> list[tuple[str, int]]:
@@ -256,10 +262,22 @@ def _group_list(src: Source, value: Any, line: int, host: str) -> list[tuple[str
     raise src.error("groups must be a group name or a list of group names", line=line, host=host)
 
 
-def _plain(value: Any) -> Any:
-    """Strip the line-tracking containers so HostSpec.vars holds ordinary dicts and lists."""
+def _plain(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """Strip the line-tracking containers so HostSpec.vars holds ordinary dicts and lists.
+
+    Shared (aliased) nodes stay shared, so converting an alias-heavy file stays linear.
+    """
+    memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)]
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        plain: Any = {}
+        memo[id(value)] = plain
+        plain.update({key: _plain(item, memo) for key, item in value.items()})
+        return plain
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        items: list[Any] = []
+        memo[id(value)] = items
+        items.extend(_plain(item, memo) for item in value)
+        return items
     return value

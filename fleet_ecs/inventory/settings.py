@@ -109,6 +109,9 @@ def host_name_problem(name: object) -> str | None:
         return f"host name {name!r} contains a path separator or control character"
     if ".." in name or name.startswith(".") or name.endswith("."):
         return f"host name {name!r} must not start or end with '.' or contain '..'"
+    if not name[0].isascii() or not name[0].isalnum():
+        # A leading '-' reads as an option to every tool that later handles the folder.
+        return f"host name {name!r} must start with a letter or a digit"
     if not _NAME_CHARS.match(name):
         return (
             f"host name {name!r} may only contain letters, digits, '.', '_' and '-' "
@@ -182,6 +185,7 @@ def build_host(
             line=line,
             host=name,
         )
+    username = check("username", _username, None)
     return HostSpec(
         name=name,
         address=address,
@@ -189,7 +193,7 @@ def build_host(
         transport=transport,
         auth=auth,
         cert_validation=check("cert_validation", lambda v: _cert(v, src.directory), True),
-        username=check("username", _username, None),
+        username=username,
         credential=check("credential", _credential, None),
         groups=tuple(groups),
         configuration_name=check(

@@ -46,10 +46,15 @@ class ProbeOutcome:
 
 
 def run_probe(
-    session: StepSession, settings: ScanSettings, host_dir: Path, run_dir: Path
+    session: StepSession, settings: ScanSettings, host_dir: Path, run_dir: Path,
+    outcome: ProbeOutcome | None = None,
 ) -> ProbeOutcome:
-    """Run every step on one host; raises ``HostError`` when a step cannot complete."""
-    outcome = ProbeOutcome()
+    """Run every step on one host; raises ``HostError`` when a step cannot complete.
+
+    Documents are recorded in ``outcome`` as each step finishes, so that a caller holding it
+    keeps what was collected even when a later step fails or the deadline cuts the host off.
+    """
+    outcome = outcome if outcome is not None else ProbeOutcome()
     facts = _step(session, outcome, "facts", RunId=settings.run_id)
     if "is_admin" not in facts:
         outcome.verdict = diagnose(outcome.docs)  # old PowerShell: stop here

@@ -22,9 +22,11 @@ from fleet_ecs.report.hosttext import render_host_text, tool_version
 from fleet_ecs.report.html import render_html
 from fleet_ecs.report.rundir import (
     CSV_FILE,
+    HOSTS_DIR,
     HTML_FILE,
     JSONL_FILE,
     REPORT_FILE,
+    RUN_FILE,
     HostEntry,
     LoadedResult,
     RunInfo,
@@ -89,8 +91,10 @@ def build_reports(run_dir: Path) -> ReportSummary:
     Raises ``OutputError`` when ``run_dir`` is not a directory or an output cannot be written.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise OutputError(f"{run_dir}: not a run directory")
+    if not run_dir.is_dir() or not (
+        (run_dir / HOSTS_DIR).is_dir() or (run_dir / RUN_FILE).is_file()
+    ):
+        raise OutputError(f"{run_dir}: not a run directory (no run.json, no hosts/ folder)")
     run = read_run_info(run_dir)
     summary = ReportSummary(run_dir=run_dir, run=run)
     entries: list[HostEntry] = []

@@ -47,6 +47,8 @@ class RunInfo:
     settings: dict[str, Any] = field(default_factory=dict)
     present: bool = False
     error: str | None = None  # why run.json could not be used, when it exists but is bad
+    stopped: bool = False  # the scan was stopped (Ctrl-C, SIGTERM) before every host ran
+    hosts: int | None = None  # hosts in the inventory, when the controller recorded it
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def read_run_info(run_dir: Path) -> RunInfo:
         version=_text(data.get("version", data.get("tool_version"))),
         settings=settings if isinstance(settings, dict) else {},
         present=True,
+        stopped=data.get("stopped") is True,
+        hosts=data.get("hosts") if isinstance(data.get("hosts"), int) else None,
     )
 
 

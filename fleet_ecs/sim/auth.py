@@ -4,12 +4,25 @@ An ``AuthMethod`` knows one ``Authorization`` scheme and hands out a fresh
 ``ConnectionAuth`` per TCP connection, because the connection-oriented methods (NTLM,
 Kerberos via Negotiate) keep a security context per connection and then seal every message
 with it. The HTTP layer only ever calls ``ConnectionAuth.authenticate`` on each request, and
-``unwrap``/``wrap`` on bodies, so NTLM with message encryption (a pyspnego acceptor and the
-``multipart/encrypted`` framing of MS-WSMV 2.2.9.1) or Kerberos can be added later as further
-``AuthMethod`` classes without touching the rest.
+``unwrap``/``wrap`` on bodies.
 
-Implemented now: HTTP Basic against a per-host user list. The client must use
-``auth="basic", encryption="never"`` over http. Credentials are never logged.
+Multi-leg methods answer a handshake leg with ``AuthOutcome(None, headers=...)``: the listener
+then sends 401 with exactly those headers (``WWW-Authenticate: Negotiate <token>``) instead of
+the host's plain challenges, and does not count the leg as a refused login. A final token on
+success travels in ``AuthOutcome(login, headers=...)`` on the 200 reply.
+
+Several methods may share a scheme (NTLM and Kerberos both arrive as ``Negotiate``): the first
+token of a connection goes to the first method, in the host's order, whose ``accepts`` says
+yes; later legs stay with the method that took the first one.
+
+A host names the methods it offers (``SimHost.auth_methods``: ``basic``, ``negotiate``,
+``kerberos``); ``build_host_auth`` turns the names into acceptors through factories that
+modules register with ``register_method`` (``fleet_ecs.sim.ntlm`` registers ``negotiate``; a
+Kerberos acceptor registers ``negotiate`` and/or ``kerberos`` the same way). The 401
+challenges follow the offered names whatever acceptors exist, as Windows advertises what its
+configuration enables.
+
+Basic checks a per-host user list; credentials are never logged.
 """
 
 from __future__ import annotations
@@ -19,13 +32,17 @@ import binascii
 import hmac
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 # What a Windows WinRM listener with Basic enabled offers in its 401 (one header each).
 WINDOWS_CHALLENGES = ("Negotiate", 'Basic realm="WSMAN"')
+# The header Windows sends for each enabled method, in the order it sends them.
+CHALLENGE_FOR = {"negotiate": "Negotiate", "kerberos": "Kerberos", "basic": 'Basic realm="WSMAN"'}
+METHOD_NAMES = tuple(CHALLENGE_FOR)
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,20 @@ class ConnectionAuth(ABC):
     def authenticate(self, credentials: str) -> AuthOutcome:
         """Check the ``Authorization`` header value after the scheme name."""
 
+    @property
+    def session_login(self) -> str | None:
+        """The login a connection-oriented method authenticated this connection as, if any.
+
+        Requests after an NTLM or Kerberos handshake carry no ``Authorization`` header: the
+        connection itself is authenticated. Basic answers None and is checked per request.
+        """
+        return None
+
+    @property
+    def encrypts(self) -> bool:
+        """True once this connection can seal messages (MS-WSMV 2.2.9.1)."""
+        return False
+
     def unwrap(self, content_type: str, body: bytes) -> bytes:
         """The plain SOAP body of a request (message-encrypting methods decrypt here)."""
         return body
@@ -58,6 +89,56 @@ class AuthMethod(ABC):
     @abstractmethod
     def connection(self) -> ConnectionAuth:
         """Fresh per-connection state."""
+
+    def accepts(self, credentials: str) -> bool:
+        """Whether this method takes a connection whose first token is ``credentials``."""
+        return True
+
+
+@dataclass(frozen=True)
+class AuthSetup:
+    """What a method factory may need to know about the host it serves."""
+
+    host_name: str
+    address: str
+    users: Mapping[str, str]  # username -> password
+    workdir: Path  # a private directory of the fleet, removed when the fleet stops
+
+
+MethodFactory = Callable[[AuthSetup], AuthMethod]
+_FACTORIES: dict[str, list[MethodFactory]] = {}
+
+
+def register_method(name: str, factory: MethodFactory) -> None:
+    """Let hosts that offer ``name`` accept logins through ``factory``'s method."""
+    if name not in CHALLENGE_FOR:
+        raise ValueError(f"unknown auth method name {name!r}; known: {', '.join(METHOD_NAMES)}")
+    factories = _FACTORIES.setdefault(name, [])
+    if factory not in factories:
+        factories.append(factory)
+
+
+def build_host_auth(names: Sequence[str], setup: AuthSetup) -> HostAuth:
+    """The acceptors and 401 challenges of a host offering the methods ``names``."""
+    _load_builtin_methods()
+    methods: list[AuthMethod] = []
+    for name in names:
+        if name not in CHALLENGE_FOR:
+            raise ValueError(f"unknown auth method name {name!r}")
+        methods.extend(factory(setup) for factory in _FACTORIES.get(name, ()))
+    challenges = tuple(CHALLENGE_FOR[n] for n in CHALLENGE_FOR if n in names)
+    return HostAuth(methods, challenges)
+
+
+def _load_builtin_methods() -> None:
+    register_method("basic", lambda setup: BasicAuth(setup.users))
+    # Importing registers the NTLM acceptor; a late import keeps pyspnego off the Basic path.
+    from fleet_ecs.sim import ntlm  # noqa: F401
+
+    try:  # another module of the simulator may add a Kerberos acceptor the same way
+        from fleet_ecs.sim import kerberos  # noqa: F401
+    except ImportError:
+        pass
 
 
 class BasicAuth(AuthMethod):
@@ -92,11 +173,15 @@ class _BasicConnection(ConnectionAuth):
 
 
 class HostAuth:
-    """The authentication methods one simulated listener accepts."""
+    """The authentication methods one simulated listener accepts, and what its 401 offers."""
 
-    def __init__(self, methods: Sequence[AuthMethod]) -> None:
-        self._methods = {m.scheme: m for m in methods}
-        self.challenges = WINDOWS_CHALLENGES
+    def __init__(
+        self, methods: Sequence[AuthMethod], challenges: Sequence[str] = WINDOWS_CHALLENGES
+    ) -> None:
+        self._methods: dict[str, list[AuthMethod]] = {}
+        for method in methods:
+            self._methods.setdefault(method.scheme, []).append(method)
+        self.challenges = tuple(challenges)
 
     def connection(self) -> ConnectionAuthenticator:
         return ConnectionAuthenticator(self._methods)
@@ -105,22 +190,32 @@ class HostAuth:
 class ConnectionAuthenticator:
     """Per-connection dispatcher: picks the method named by each ``Authorization`` header."""
 
-    def __init__(self, methods: Mapping[str, AuthMethod]) -> None:
+    def __init__(self, methods: Mapping[str, Sequence[AuthMethod]]) -> None:
         self._methods = methods
         self._states: dict[str, ConnectionAuth] = {}
         self.current: ConnectionAuth | None = None
 
     def authenticate(self, authorization: str | None) -> AuthOutcome:
         if not authorization:
-            return AuthOutcome(None)
+            login = self.current.session_login if self.current is not None else None
+            return AuthOutcome(login)
         scheme, _, credentials = authorization.strip().partition(" ")
-        method = self._methods.get(scheme.lower())
-        if method is None:
-            return AuthOutcome(None)
-        state = self._states.get(method.scheme)
+        scheme = scheme.lower()
+        state = self._states.get(scheme)
         if state is None:
-            state = self._states[method.scheme] = method.connection()
+            method = next(
+                (m for m in self._methods.get(scheme, ()) if m.accepts(credentials)), None
+            )
+            if method is None:
+                return AuthOutcome(None)
+            state = self._states[scheme] = method.connection()
         outcome = state.authenticate(credentials)
         if outcome.login is not None:
             self.current = state
+        elif not outcome.headers:
+            # Refused: the next attempt on this connection starts a fresh context, as a
+            # client retrying with other credentials expects.
+            self._states.pop(scheme, None)
+            if self.current is state:
+                self.current = None
         return outcome

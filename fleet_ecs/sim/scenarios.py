@@ -8,6 +8,12 @@ was given), ``${ip}`` (the first address that name resolves to), ``${mpcmdrun}``
 path the ecs step was given), ``${temp}`` (the login's temp folder) and ``${timeout_ms}`` (the
 probe's network timeout in ms); ``string.Template`` fills them in.
 
+Beyond the endpoint's documents, a scenario may describe WinRM itself: which auth methods
+the listener offers (``auth_methods``), an HTTPS certificate (``tls``), a misbehaviour of the
+service, the listener or the network path (``fault``) and slow replies
+(``response_delay``). ``client`` says how a client must connect to such a host (auth,
+transport, encryption, fleet CA), which is what ``fleet.demo_specs`` writes into HostSpecs.
+
 Names describe the situation, not the verdict; ``expected`` records the category the
 controller should reach, for tests. ``DEMO_ORDER`` fixes which scenario demo host ``i`` gets
 (``DEMO_ORDER[i % len(DEMO_ORDER)]``): later work appends, never reorders.
@@ -21,12 +27,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleet_ecs.errors import SimulatorError
-from fleet_ecs.models import Category, Status
+from fleet_ecs.models import Category, Status, Transport
 from fleet_ecs.sim import windows_text as wt
 
 logger = logging.getLogger(__name__)
 
 Overrides = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ClientHints:
+    """How a client must connect to a host in this scenario (what ``demo_specs`` writes)."""
+
+    auth: str = "basic"
+    transport: Transport = Transport.HTTP
+    encryption: str = "never"  # pypsrp ``encryption``: never, auto, always
+    use_fleet_ca: bool = False  # cert_validation = the fleet's CA bundle (HTTPS only)
+
+
+HTTPS_BASIC = ClientHints(transport=Transport.HTTPS, use_fleet_ca=True)
+NTLM_SEALED = ClientHints(auth="ntlm", encryption="auto")
 
 
 @dataclass(frozen=True)
@@ -38,6 +58,14 @@ class Scenario:
     listening: bool = True  # False: nothing answers at the host's address
     accepts_demo_password: bool = True
     delay: float = 0.0  # seconds each step takes before it answers
+    client: ClientHints = field(default_factory=ClientHints)
+    # Methods the listener offers, Windows' names: negotiate (NTLM here), kerberos, basic.
+    auth_methods: tuple[str, ...] = ("negotiate", "basic")
+    tls: str | None = None  # certificate kind (fleet_ecs.sim.tls.KINDS); None: plain HTTP
+    # A misbehaviour of the service (shells.SERVICE_FAULTS), of the listener or the path to it
+    # (listener.NETWORK_FAULTS), or "syn-drop" (connections never complete).
+    fault: str | None = None
+    response_delay: float = 0.0  # seconds every HTTP reply is held back (vars.sim_delay wins)
     facts: Overrides = field(default_factory=dict)
     facts_only: tuple[str, ...] | None = None  # the facts document keeps only these keys
     ecs: Overrides = field(default_factory=dict)
@@ -321,6 +349,144 @@ _ALL = (
         Status.OK,
         delay=1.5,
     ),
+    Scenario(
+        "ntlm-healthy",
+        "a healthy host reached with NTLM and WinRM message encryption over HTTP",
+        Category.OK,
+        Status.OK,
+        client=NTLM_SEALED,
+        auth_methods=("negotiate", "kerberos"),
+    ),
+    Scenario(
+        "https-healthy",
+        "a healthy host reached with Basic over HTTPS, certificate from the fleet CA",
+        Category.OK,
+        Status.OK,
+        client=HTTPS_BASIC,
+        tls="trusted",
+    ),
+    Scenario(
+        "https-untrusted-certificate",
+        "the HTTPS listener presents a self-signed certificate",
+        Category.WINRM_CERT_INVALID,
+        Status.FAIL,
+        client=HTTPS_BASIC,
+        tls="untrusted",
+    ),
+    Scenario(
+        "https-expired-certificate",
+        "the HTTPS listener's certificate expired a month ago",
+        Category.WINRM_CERT_INVALID,
+        Status.FAIL,
+        client=HTTPS_BASIC,
+        tls="expired",
+    ),
+    Scenario(
+        "https-wrong-name-certificate",
+        "the HTTPS listener's certificate names another computer",
+        Category.WINRM_CERT_INVALID,
+        Status.FAIL,
+        client=HTTPS_BASIC,
+        tls="wrong-name",
+    ),
+    Scenario(
+        "shell-quota-exceeded",
+        "leaked shells fill the account's MaxShellsPerUser quota; Create is refused",
+        Category.WINRM_QUOTA,
+        Status.FAIL,
+        fault="shell-quota",
+    ),
+    Scenario(
+        "operations-quota-exceeded",
+        "the account's MaxConcurrentOperationsPerUser is used up; Command is refused",
+        Category.WINRM_QUOTA,
+        Status.FAIL,
+        fault="operations-quota",
+    ),
+    Scenario(
+        "shell-lost-once",
+        "the first shell dies under a running command; a new shell works",
+        Category.OK,
+        Status.OK,
+        fault="shell-lost-once",
+    ),
+    Scenario(
+        "access-denied",
+        "the account logs on but may not use the PowerShell endpoint",
+        Category.INSUFFICIENT_PRIVILEGE,
+        Status.FAIL,
+        fault="access-denied",
+    ),
+    Scenario(
+        "listener-never-answers",
+        "something accepts connections on the WinRM port and never answers",
+        Category.WINRM_TIMEOUT,
+        Status.FAIL,
+        fault="never-answer",
+    ),
+    Scenario(
+        "connection-reset-mid-response",
+        "after the pool opens, a reply is cut half-way by a TCP reset",
+        Category.WINRM_CONNECTION_RESET,
+        Status.FAIL,
+        fault="reset-mid-response",
+    ),
+    Scenario(
+        "syn-dropped",
+        "a firewall drops the connection attempts: connect times out",
+        Category.WINRM_UNREACHABLE,
+        Status.FAIL,
+        fault="syn-drop",
+    ),
+    Scenario(
+        "very-slow-responses",
+        "a healthy host whose every reply takes two seconds",
+        Category.OK,
+        Status.OK,
+        response_delay=2.0,
+    ),
+    Scenario(
+        "malformed-xml",
+        "a Receive reply that is not well-formed XML",
+        Category.WINRM_PROTOCOL_ERROR,
+        Status.FAIL,
+        fault="malformed-receive",
+    ),
+    Scenario(
+        "oversized-response",
+        "a Receive reply of 8 MB, far over the client's MaxEnvelopeSize",
+        Category.WINRM_PROTOCOL_ERROR,
+        Status.FAIL,
+        fault="oversized-receive",
+    ),
+    Scenario(
+        "http-500-plain",
+        "every message is refused with HTTP 500 and no SOAP body",
+        Category.WINRM_PROTOCOL_ERROR,
+        Status.FAIL,
+        fault="http-500-plain",
+    ),
+    Scenario(
+        "session-configuration-missing",
+        "the Microsoft.PowerShell session configuration is not registered",
+        Category.WINRM_ENDPOINT_NOT_FOUND,
+        Status.FAIL,
+        fault="configuration-missing",
+    ),
+    Scenario(
+        "auth-method-not-offered",
+        "the listener offers only Negotiate and Kerberos; Basic is refused",
+        Category.WINRM_AUTH_METHOD_UNAVAILABLE,
+        Status.FAIL,
+        auth_methods=("negotiate", "kerberos"),
+    ),
+    Scenario(
+        "proxy-error-page",
+        "an HTTP proxy answers in WinRM's place with its error page",
+        Category.WINRM_PROXY_ERROR,
+        Status.FAIL,
+        fault="proxy-page",
+    ),
 )
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
@@ -343,6 +509,26 @@ DEMO_ORDER: list[str] = [
     "proxy-block-page",
     "ecs-service-error",
     "slow-endpoint",
+    # WinRM itself: authentication, transport and service faults.
+    "ntlm-healthy",
+    "https-healthy",
+    "https-untrusted-certificate",
+    "https-expired-certificate",
+    "https-wrong-name-certificate",
+    "shell-quota-exceeded",
+    "operations-quota-exceeded",
+    "shell-lost-once",
+    "access-denied",
+    "listener-never-answers",
+    "connection-reset-mid-response",
+    "syn-dropped",
+    "very-slow-responses",
+    "malformed-xml",
+    "oversized-response",
+    "http-500-plain",
+    "session-configuration-missing",
+    "auth-method-not-offered",
+    "proxy-error-page",
 ]
 
 

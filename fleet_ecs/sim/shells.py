@@ -49,6 +49,10 @@ FRAGMENTS_PER_RECEIVE = 4
 _FRAGMENT_HEADER = struct.Struct(">QQBI")
 _ENVELOPE_OVERHEAD = 4096  # SOAP header plus per-stream element text, generously
 _PS_RESOURCE_PREFIX = "http://schemas.microsoft.com/powershell/"
+# Misbehaviours the service itself can show (scenario ``fault`` names).
+SERVICE_FAULTS = ("shell-quota", "operations-quota", "access-denied", "configuration-missing",
+                  "shell-lost-once", "malformed-receive", "oversized-receive")
+OVERSIZED_BYTES = 8 * 1024 * 1024
 _TERMINAL = (PSInvocationState.Completed, PSInvocationState.Stopped, PSInvocationState.Failed)
 
 
@@ -87,8 +91,11 @@ class WinRMService:
         machine: str,
         context: Callable[[str], HostContext],
         delay: float = 0.0,
+        fault: str | None = None,
     ) -> None:
         self.machine = machine  # the name Windows puts in WSManFault@Machine
+        self._fault = fault  # one of SERVICE_FAULTS, or None for a well-behaved host
+        self._broken_replies = 0
         self._context = context  # login name -> HostContext
         self._delay = delay
         self._shells: dict[str, _Shell] = {}
@@ -126,15 +133,13 @@ class WinRMService:
 
     def _create(self, req: WsmanRequest, ctx: HostContext, client_ip: str) -> bytes:
         if not req.resource_uri.startswith(_PS_RESOURCE_PREFIX):
-            raise WsmanFault(
-                wsman.INVALID_RESOURCE_URI,
-                "w:DestinationUnreachable",
-                "The WS-Management service cannot process the request. The resource URI is not "
-                "valid or the service does not know it. ",
-                f"The WS-Management service cannot process the request. The resource URI "
-                f"({req.resource_uri}) was not found in the WS-Management catalog. ",
-                sender=True,
-            )
+            raise wsman.resource_uri_fault(req.resource_uri)
+        if self._fault == "configuration-missing":
+            raise wsman.resource_uri_fault(req.resource_uri)
+        if self._fault == "shell-quota":
+            raise wsman.shell_quota_fault()
+        if self._fault == "access-denied":
+            raise wsman.access_denied_fault()
         shell_el = req.body_child("rsp:Shell")
         creation = req.body_child("rsp:Shell/pwsh:creationXml")
         if shell_el is None or creation is None:
@@ -160,6 +165,8 @@ class WinRMService:
         return wsman.create_response(req, info)
 
     def _command(self, req: WsmanRequest, shell: _Shell, ctx: HostContext, now: float) -> bytes:
+        if self._fault == "operations-quota":
+            raise wsman.operations_quota_fault()
         line = req.body_child("rsp:CommandLine")
         if line is None:
             raise wsman.bad_request_fault("Command needs rsp:CommandLine")
@@ -229,6 +236,9 @@ class WinRMService:
             if run is None:
                 raise wsman.command_not_found_fault()
             target = run.pipe.pipeline_id
+            broken = self._broken_receive(req, shell, ctx, run)
+            if broken is not None:
+                return broken
             if run.step is not None and not run.exhausted and now < run.ready_at:
                 return Wait(run.ready_at)
         budget = min(
@@ -243,6 +253,28 @@ class WinRMService:
         if not fragments and not done:
             return Wait(None)
         return wsman.receive_response(req, fragments, command_id or None, done)
+
+    def _broken_receive(
+        self, req: WsmanRequest, shell: _Shell, ctx: HostContext, run: _Run | None
+    ) -> bytes | None:
+        """The first pipeline Receive of a faulty host: a lost shell or a broken reply."""
+        if self._fault == "shell-lost-once" and not self._broken_replies:
+            # The shell dies under the running command (wsmprovhost crashed or was recycled);
+            # later shells live normally.
+            self._broken_replies += 1
+            del self._shells[shell.shell_id]
+            ctx.state.shell_closed()
+            raise wsman.shell_not_found_fault(shell.shell_id)
+        if self._fault == "malformed-receive" and not self._broken_replies:
+            self._broken_replies += 1
+            whole = wsman.receive_response(req, [b"\0" * 64], None, False)
+            return whole[: len(whole) * 2 // 3]  # ends inside an element: not well-formed
+        if self._fault == "oversized-receive" and not self._broken_replies:
+            self._broken_replies += 1
+            command_id = run.pipe.pipeline_id if run is not None else None
+            return wsman.oversized_receive_response(req, OVERSIZED_BYTES, uuid.UUID(
+                shell.shell_id), command_id)
+        return None
 
     # --- PSRP plumbing --------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import struct
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -56,6 +57,9 @@ UNEXPECTED_SELECTORS = 2150858843
 INVALID_RESOURCE_URI = 2150858811
 ACTION_NOT_SUPPORTED = 2150858775
 SCHEMA_VALIDATION_ERROR = 2150858817
+QUOTA_MAX_SHELLS = 2150859173
+QUOTA_MAX_OPERATIONS = 2150859174
+ACCESS_DENIED = 5  # plain Win32 ERROR_ACCESS_DENIED, as Windows puts it in WSManFault@Code
 
 _DURATION_RE = re.compile(r"^PT(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?$")
 
@@ -129,6 +133,47 @@ def command_not_found_fault() -> WsmanFault:
         sender=True,
         detail="http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors",
     )
+
+
+_FAULT_DETAIL = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/"
+_QUOTA_REASON = "The service is busy servicing other requests. "
+
+
+def shell_quota_fault(limit: int = 5) -> WsmanFault:
+    """MaxShellsPerUser exceeded (winrm-facts.md §3 #1; the GPO and plugin default is 5)."""
+    text = (
+        "The WS-Management service cannot process the request. This user is allowed a maximum "
+        f"number of {limit} concurrent shells, which has been exceeded. Close existing shells "
+        "or raise the quota for this user. "
+    )
+    return WsmanFault(QUOTA_MAX_SHELLS, "w:QuotaLimit", _QUOTA_REASON, text, sender=True)
+
+
+def operations_quota_fault(limit: int = 1500) -> WsmanFault:
+    """MaxConcurrentOperationsPerUser exceeded (winrm-facts.md §3 #3)."""
+    text = (
+        "The WS-Management service cannot process the request. This user is allowed a maximum "
+        f"number of {limit} concurrent operations, which has been exceeded. Close existing "
+        "operations for this user, or raise the quota for this user. "
+    )
+    return WsmanFault(QUOTA_MAX_OPERATIONS, "w:QuotaLimit", _QUOTA_REASON, text, sender=True)
+
+
+def access_denied_fault() -> WsmanFault:
+    """The account may log on but is not allowed to use the session configuration."""
+    return WsmanFault(ACCESS_DENIED, "w:AccessDenied", "Access is denied. ", sender=True,
+                      detail=_FAULT_DETAIL + "AccessDenied")
+
+
+def resource_uri_fault(resource_uri: str) -> WsmanFault:
+    """An unknown resource URI, e.g. an unregistered session configuration (§3 #15)."""
+    text = (
+        "The WS-Management service cannot process the request. The resource URI "
+        f"({resource_uri}) was not found in the WS-Management catalog. The catalog contains the "
+        "metadata that describes resources, or logical endpoints. "
+    )
+    return WsmanFault(INVALID_RESOURCE_URI, "w:DestinationUnreachable", text, sender=True,
+                      detail=_FAULT_DETAIL + "InvalidResourceURI")
 
 
 def bad_request_fault(what: str) -> WsmanFault:
@@ -278,6 +323,32 @@ def receive_response(
             f"<rsp:ExitCode>{exit_code}</rsp:ExitCode></rsp:CommandState>"
         )
     body = "<rsp:ReceiveResponse>" + "".join(parts) + "</rsp:ReceiveResponse>"
+    return _envelope("s a w rsp p", _SHELL + "ReceiveResponse", req.message_id, body)
+
+
+def oversized_receive_response(
+    req: WsmanRequest, size: int, pool_id: uuid.UUID, pipeline_id: uuid.UUID | None
+) -> bytes:
+    """A ReceiveResponse of about ``size`` bytes, far over any MaxEnvelopeSize a client sets.
+
+    The SOAP is well formed and laid out as Windows lays out output (one ``rsp:Stream`` per
+    32 KiB PSRP fragment), but a server that ignores the client's envelope limit has lost
+    track of its fragments: the run of one output message starts at fragment id 1, so a
+    client that reassembles fragments (pypsrp: ``FragmentError``) must reject it.
+    """
+    chunk = 32768 - 21
+    count = max(1, size * 3 // 4 // 32768)
+    message = struct.pack("<II", 1, 0x00041004) + pool_id.bytes_le + (
+        pipeline_id or uuid.UUID(int=0)).bytes_le + b"<S>" + b"x" * (chunk * count)
+    cid = f" CommandId={quoteattr(str(pipeline_id).upper())}" if pipeline_id else ""
+    streams = []
+    for index in range(count):
+        data = message[index * chunk:(index + 1) * chunk]
+        flags = 0x2 if index == count - 1 else 0x0  # no start flag anywhere: lost fragment 0
+        fragment = struct.pack(">QQBI", 1 << 40, index + 1, flags, len(data)) + data
+        streams.append(f'<rsp:Stream Name="stdout"{cid}>'
+                       f"{base64.b64encode(fragment).decode('ascii')}</rsp:Stream>")
+    body = "<rsp:ReceiveResponse>" + "".join(streams) + "</rsp:ReceiveResponse>"
     return _envelope("s a w rsp p", _SHELL + "ReceiveResponse", req.message_id, body)
 
 

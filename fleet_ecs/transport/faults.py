@@ -92,6 +92,10 @@ def classify(exc: BaseException) -> tuple[Category, str]:
     spnego_verdict = _classify_spnego(exc)
     if spnego_verdict is not None:
         return spnego_verdict
+    if type(exc).__module__.split(".")[0] == "krb5":
+        # The KDC refused to issue a ticket for the given user and password (preauthentication
+        # failed, unknown client): the credentials are wrong, as with an HTTP 401.
+        return Category.WINRM_AUTH_FAILED, one_line(f"the KDC refused the credentials: {exc}")
     # requests: ConnectTimeout is a ConnectionError *and* a Timeout; check it first, because a
     # host that never completes the TCP handshake is unreachable, not slow.
     if isinstance(exc, requests.exceptions.ConnectTimeout):

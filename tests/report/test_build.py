@@ -302,6 +302,10 @@ def test_missing_run_json_and_empty_run(tmp_path: Path) -> None:
 
     empty = tmp_path / "empty"
     empty.mkdir()
+    with pytest.raises(OutputError, match="not a run directory"):
+        build_reports(empty)  # nothing of a run in it: refuse rather than write into it
+    assert list(empty.iterdir()) == []
+    (empty / "hosts").mkdir()
     summary = build_reports(empty)
     assert summary.hosts == 0 and not summary.all_ok
     assert (empty / "results.csv").read_text(encoding="utf-8-sig").strip() == ",".join(

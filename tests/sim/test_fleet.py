@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import json
 import os
+import resource
 import socket
 import time
 import uuid
@@ -24,7 +25,7 @@ from fleet_ecs.models import HostSpec
 from fleet_ecs.probe.contract import STEP_MARKER, psquote
 from fleet_ecs.sim.credentials import DEMO_PASSWORD, DEMO_USERNAME
 from fleet_ecs.sim.fleet import FleetHandle, SimulatedFleet, build_hosts, demo_specs
-from fleet_ecs.sim.fleet import find_free_block
+from fleet_ecs.sim.fleet import demo_addresses, find_free_block
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -51,7 +52,7 @@ PORT = 20000 + os.getpid() % 20000
 
 
 def specs(n: int, scenario: str = "healthy", **extra: object) -> list[HostSpec]:
-    base = find_free_block(n, port=PORT)
+    base = find_free_block(n, port=PORT, https_port=None)
     return [
         dataclasses.replace(spec, port=PORT, vars={"scenario": scenario, **extra})
         for spec in demo_specs(n, base)
@@ -186,7 +187,9 @@ def test_wrong_password_is_refused_like_windows(fleet_of) -> None:
     assert reply.msg.get_all("WWW-Authenticate") == ["Negotiate", 'Basic realm="WSMAN"']
     assert reply.getheader("Server") == "Microsoft-HTTPAPI/2.0"
     conn.close()
-    assert fleet.state(spec.name).auth_failures == 2
+    # Only the login that carried credentials counts; an anonymous first request (the start
+    # of every NTLM handshake) is not a refused login.
+    assert fleet.state(spec.name).auth_failures == 1
 
 
 def test_expired_password_scenario_refuses_the_demo_login(fleet_of) -> None:
@@ -276,3 +279,52 @@ def test_twenty_hosts_in_one_fleet(fleet_of) -> None:
     assert names == [h.name.upper() for h in hosts]
     assert fleet.leftovers() == {}
     assert all(fleet.state(h.name).requests["Create"] == 1 for h in hosts)
+
+
+def test_thousand_hosts_in_one_process() -> None:
+    """1,000 listeners at their own addresses on one port; real pypsrp reaches a sample."""
+    hosts = specs(1000)
+    addresses = {h.address for h in hosts}
+    assert len(addresses) == 1000 and len({a.rsplit(".", 1)[0] for a in addresses}) == 4
+    assert not any(a.endswith((".0", ".255")) for a in addresses)
+    started = time.monotonic()
+    with SimulatedFleet(build_hosts(hosts)).start_in_thread(timeout=20) as fleet:
+        assert time.monotonic() - started < 10
+        sample = hosts[::111] + [hosts[-1]]
+
+        def facts(spec: HostSpec) -> str:
+            with RunspacePool(wsman_for(spec)) as pool:
+                return json.loads(run(pool, script("facts"))[0])["computer_name"]
+
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            assert list(pool.map(facts, sample)) == [h.name.upper() for h in sample]
+        assert fleet.leftovers() == {}
+    with socket.socket() as probe:  # every address is released on stop
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((hosts[-1].address, hosts[-1].port))
+
+
+def test_find_free_block_skips_a_block_with_one_address_taken() -> None:
+    first = find_free_block(600, port=PORT, https_port=None)
+    taken = demo_addresses(600, first)[300]  # in the block's second /24
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind((taken, PORT))
+        squatter.listen()
+        other = find_free_block(600, port=PORT, https_port=None)
+        assert other != first and taken not in demo_addresses(600, other)
+        clash = dataclasses.replace(specs(1)[0], address=taken, port=PORT)
+        with pytest.raises(SimulatorError, match=f"cannot listen on {taken}:{PORT}"):
+            SimulatedFleet(build_hosts([clash])).start_in_thread()
+
+
+def test_fleet_start_raises_a_low_open_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 512:
+        pytest.skip(f"hard open-file limit {hard} leaves nothing to raise")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        with SimulatedFleet(build_hosts(specs(200))).start_in_thread():
+            assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

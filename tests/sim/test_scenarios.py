@@ -13,7 +13,7 @@ from fleet_ecs.probe.contract import STEP_MARKER, psquote
 from fleet_ecs.sim import scenarios
 from fleet_ecs.sim.capture import new_capture
 from fleet_ecs.sim.credentials import DEMO_PASSWORD, DEMO_USERNAME
-from fleet_ecs.sim.fleet import build_hosts, demo_addresses, demo_specs
+from fleet_ecs.sim.fleet import build_hosts, demo_addresses, demo_specs, shared_ca_bundle
 from fleet_ecs.sim.state import HostState
 from fleet_ecs.sim.steps import HostContext, UnknownScript, start_step
 from fleet_ecs.sim.windows_text import PLATFORM_ROOT, profile_for
@@ -61,9 +61,25 @@ def test_demo_order_is_fixed() -> None:
         "trusted-tls-inspection", "tls-handshake-reset", "proxy-block-page",
         "ecs-service-error", "slow-endpoint",
     ]
-    assert set(scenarios.DEMO_ORDER) <= set(scenarios.SCENARIOS)
-    assert {scenarios.get(n).expected for n in scenarios.DEMO_ORDER} == {
+    assert scenarios.DEMO_ORDER[17:] == [
+        "ntlm-healthy", "https-healthy", "https-untrusted-certificate",
+        "https-expired-certificate", "https-wrong-name-certificate", "shell-quota-exceeded",
+        "operations-quota-exceeded", "shell-lost-once", "access-denied",
+        "listener-never-answers", "connection-reset-mid-response", "syn-dropped",
+        "very-slow-responses", "malformed-xml", "oversized-response", "http-500-plain",
+        "session-configuration-missing", "auth-method-not-offered", "proxy-error-page",
+    ]
+    assert set(scenarios.DEMO_ORDER) == set(scenarios.SCENARIOS)
+    # The first 17 hosts of a demo cover every probe category; the rest are WinRM faults.
+    assert {scenarios.get(n).expected for n in scenarios.DEMO_ORDER[:17]} == {
         c for c in Category if c.precedence <= Category.OK.precedence
+    }
+    assert {scenarios.get(n).expected for n in scenarios.DEMO_ORDER[17:]} == {
+        Category.OK, Category.WINRM_CERT_INVALID, Category.WINRM_QUOTA,
+        Category.INSUFFICIENT_PRIVILEGE, Category.WINRM_TIMEOUT,
+        Category.WINRM_CONNECTION_RESET, Category.WINRM_UNREACHABLE,
+        Category.WINRM_PROTOCOL_ERROR, Category.WINRM_ENDPOINT_NOT_FOUND,
+        Category.WINRM_AUTH_METHOD_UNAVAILABLE, Category.WINRM_PROXY_ERROR,
     }
 
 
@@ -166,11 +182,16 @@ def test_demo_specs_skip_network_and_broadcast_octets() -> None:
     addresses = demo_addresses(300, "127.77.0.0")
     assert addresses[0] == "127.77.0.1" and "127.77.0.255" not in addresses
     assert addresses[254] == "127.77.1.1" and len(set(addresses)) == 300
-    specs = demo_specs(18)
+    cycle = len(scenarios.DEMO_ORDER)
+    specs = demo_specs(cycle + 1)
     assert [s.name for s in specs[:2]] == ["ws-0001", "ws-0002"]
-    assert specs[17].vars["scenario"] == scenarios.DEMO_ORDER[0]
-    assert all(s.auth == "basic" and s.credential == "simulator" for s in specs)
-    assert specs[0].username == DEMO_USERNAME and specs[0].port == 5985
+    assert specs[cycle].vars["scenario"] == scenarios.DEMO_ORDER[0]
+    assert all(s.auth == "basic" and s.port == 5985 for s in specs[:17])
+    assert all(s.credential == "simulator" and s.username == DEMO_USERNAME for s in specs)
+    ntlm, https = specs[17], specs[18]
+    assert (ntlm.auth, ntlm.message_encryption, ntlm.port) == ("ntlm", "auto", 5985)
+    assert (https.transport.value, https.port, https.auth) == ("https", 5986, "basic")
+    assert https.cert_validation == str(shared_ca_bundle())
 
 
 def test_build_hosts_reads_vars_and_refuses_non_loopback() -> None:
