@@ -278,3 +278,39 @@ def test_allowed_users_limit_who_may_log_in(tmp_path, krb_env, allowed, admitted
     outcome = method.connection().authenticate(token)
     assert (outcome.login == krb_env.user) is admitted
     assert bool(outcome.headers) is admitted  # the AP-REP only for an admitted login
+
+
+# -- through the scanner: the categories an admin sees ----------------------------------------
+
+
+def _scan(host: SimHost, tmp_path, username=None, password=None, override=None):
+    from fleet_ecs.hostscan import scan_host
+    from fleet_ecs.models import HostSpec, ScanSettings
+    from fleet_ecs.transport.session import Budget
+
+    spec = HostSpec(name=host.name.split(".")[0], address=host.address, port=host.port,
+                    auth="kerberos", username=username,
+                    wsman_options={"negotiate_hostname_override": override or host.name})
+    settings = ScanSettings(run_id="krb", deadline=20, probe_timeout=3, read_timeout=10)
+    return scan_host(spec, password, settings, Budget(20), tmp_path)
+
+
+def test_scanner_over_kerberos_reaches_a_verdict(fleet, krb_env, tmp_path):
+    _, hosts = fleet
+    kinit(krb_env)
+    result = _scan(hosts[BOTH], tmp_path)
+    assert (result.category.value, result.status.value) == ("ok", "ok")
+    assert result.auth == "kerberos"
+
+
+def test_scanner_names_each_kerberos_failure(fleet, krb_env, tmp_path):
+    _, hosts = fleet
+    no_ticket = _scan(hosts[BOTH], tmp_path)
+    assert no_ticket.category.value == "client_config_error"
+    wrong = _scan(hosts[BOTH], tmp_path, username=krb_env.principal, password="not-it")
+    assert wrong.category.value == "winrm_auth_failed"
+    assert "Preauthentication" in wrong.error or "KDC" in wrong.error
+    kinit(krb_env)
+    unknown_spn = _scan(hosts[BOTH], tmp_path, override="ws-nope")
+    assert unknown_spn.category.value == "winrm_auth_failed"
+    assert "not found in Kerberos database" in unknown_spn.error
