@@ -230,7 +230,11 @@ class HostSession:
             try:
                 pool.close()
             except Exception as exc:  # noqa: BLE001 - closing is best effort, failure is logged
-                logger.warning("%s: closing the shell failed: %s", self.spec.name, one_line(exc))
+                gone = translate(exc).category is Category.WINRM_CONNECTION_RESET
+                # A shell the host already dropped needs no closing; any other failure may
+                # leave a shell counting against the account's quota until it idles out.
+                logger.log(logging.DEBUG if gone else logging.WARNING,
+                           "%s: closing the shell failed: %s", self.spec.name, one_line(exc))
         wsman, self._wsman = self._wsman, None
         if wsman is not None:
             try:
