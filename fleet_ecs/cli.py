@@ -152,6 +152,56 @@ def report(
     raise typer.Exit(_guard(rebuild))
 
 
+@app.command()
+def script(
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Write the script to this file instead of standard output."),
+    timeout: int = typer.Option(15, min=1, max=300, help="Seconds allowed per network check."),
+) -> None:
+    """Print the probe as one PowerShell file, for a machine WinRM cannot reach.
+
+    Run it there in an elevated Windows PowerShell 5.1 (`-OutDir` chooses where its result
+    file goes, `-NoCapture` skips the network trace); bring the file back and add it to a run
+    with `fleet-ecs import`. For AllSigned execution policies, sign it first with
+    Set-AuthenticodeSignature and your code-signing certificate.
+    """
+    from fleet_ecs.probe.standalone import render_standalone
+
+    text = render_standalone(run_id=_run_id(), capture=True, timeout_sec=timeout)
+    if out is None:
+        sys.stdout.write(text)
+        raise typer.Exit(EXIT_OK)
+    try:
+        out.write_text(text, encoding="ascii", newline="\r\n")
+    except OSError as exc:
+        typer.echo(f"fleet-ecs: cannot write {out}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    typer.echo(f"wrote {out}")
+
+
+@app.command("import")
+def import_(
+    run_dir: Path = typer.Argument(..., help="The run directory to add the hosts to."),
+    files: list[Path] = typer.Argument(..., help="Result files written by the standalone script."),
+) -> None:
+    """Add results of the standalone script to a run, diagnosed like scanned hosts."""
+
+    def add() -> int:
+        from fleet_ecs import rundir
+        from fleet_ecs.standalone import import_file
+
+        if not run_dir.is_dir():
+            rundir.prepare(run_dir)  # a new run made of imported hosts only
+        for path in files:
+            result = import_file(run_dir, path)
+            typer.echo(f"{path}: {result.host} {result.status.value} {result.category.value}")
+        summary = _build_reports(run_dir)
+        _print_summary(summary, run_dir)
+        return EXIT_OK if summary.all_ok else EXIT_HOSTS_NOT_OK
+
+    raise typer.Exit(_guard(add))
+
+
 # -- implementation ----------------------------------------------------------------------
 
 

@@ -21,10 +21,13 @@ class Status(str, enum.Enum):
 
 
 class Category(str, enum.Enum):
-    """One verdict per host. Declaration order is precedence order: the first that applies wins.
+    """One verdict per host.
 
-    Later work appends members; existing names never change, because they are columns in
-    people's spreadsheets and keys in the history database.
+    Members are only ever appended and never renamed, because they are columns in people's
+    spreadsheets and keys in the history database. Declaration order is the order of the first
+    release; the order in which the probe's categories are *decided* (the first that applies
+    wins) is ``fleet_ecs.probe.diagnose.PRECEDENCE``, which places later additions where they
+    belong (Defender's state before the network, for example).
     """
 
     WINRM_UNREACHABLE = "winrm_unreachable"
@@ -59,6 +62,16 @@ class Category(str, enum.Enum):
     WINRM_AUTH_METHOD_UNAVAILABLE = "winrm_auth_method_unavailable"
     WINRM_PROXY_ERROR = "winrm_proxy_error"
     CLIENT_CONFIG_ERROR = "client_config_error"
+    # Defender's own state, and the situations that fool a naive network check.
+    DEFENDER_NOT_ACTIVE = "defender_not_active"
+    CORE_SERVICE_STOPPED = "core_service_stopped"
+    ECS_DISABLED_BY_POLICY = "ecs_disabled_by_policy"
+    NOT_ONBOARDED = "not_onboarded"
+    PLATFORM_TOO_OLD = "platform_too_old"
+    ECS_PARTIALLY_BLOCKED = "ecs_partially_blocked"
+    PROXY_PATH_MISMATCH = "proxy_path_mismatch"
+    DNS_SINKHOLED = "dns_sinkholed"
+    PROBE_INCOMPLETE = "probe_incomplete"
 
     @property
     def precedence(self) -> int:

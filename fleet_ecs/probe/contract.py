@@ -25,7 +25,11 @@ facts   RunId
 ecs     MpCmdRun (full path of the MpCmdRun.exe to run), TrustedPublisher (the ``O=`` value the
         signer subject must hold, ``Microsoft Corporation``)
 probe   Url, Host, WorkDir (``<temp>\\fleet-ecs-<run id>``), Capture (``1``/``0``),
-        CaptureMaxMb, TimeoutSec, TraceSession, BodyLimit (bytes of body to keep)
+        CaptureMaxMb, TimeoutSec, TraceSession, BodyLimit (bytes of body to keep),
+        DefenderProxy (``host:port`` of Defender's own static proxy, or empty: the machine path
+        then uses the WinHTTP proxy)
+alternates Urls (``|``-separated ECS URLs to try besides the configured one), TimeoutSec,
+        BodyLimit, DefenderProxy
 fetch   Path, ChunkSize (bytes per base64 chunk, before encoding)
 cleanup WorkDir, TraceSession
 
@@ -38,6 +42,18 @@ facts   {step, schema, ps_version, ps_edition, clr_version, computer_name, user,
          mp_status: {AMProductVersion, AMEngineVersion, AMServiceVersion, AMRunningMode,
                      RealTimeProtectionEnabled} | null,
          mp_status_error}
+        Schema 2 adds: is_elevated (token elevation; netsh trace needs it),
+         defender_policy: {DisableCoreServiceECSIntegration, ForceDefenderPassiveMode,
+                           PassiveMode, DisableCoreService1DSTelemetry} (DWORDs or null; from
+           HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Features,
+           ...\\Policies\\Microsoft\\Windows Advanced Threat Protection and
+           HKLM\\SOFTWARE\\Microsoft\\Windows Defender),
+         onboarding_state (DWORD from ...\\Windows Advanced Threat Protection\\Status\\
+           OnboardingState, or null), onboarded_info (the raw OnboardedInfo JSON string, at most
+           4 KiB, or null), sense_service (status of the Sense service or null),
+         defender_proxy: {ProxyServer, ProxyPacUrl, ProxyBypass} (strings or null, from
+           HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows Defender), telemetry_proxy (the
+           TelemetryProxyServer policy value or null).
         When PowerShell is older than 5.1 the script stops early and the document holds only
         {step, schema, ps_version}.
 ecs     {step, schema, path, exists,
@@ -59,17 +75,44 @@ probe   {step, schema, url, host,
         ``error_status`` is the ``System.Net.WebExceptionStatus`` name (``ProtocolError``,
         ``NameResolutionFailure``, ``ConnectFailure``, ``Timeout``, ``TrustFailure``,
         ``SecureChannelFailure``, ...); ``socket_error`` a WSA code (10060, 10061, ...).
+        ``http`` is the *admin's path*: .NET HttpWebRequest in the WinRM user's context, with
+        that user's proxy and the machine trust store.
+        Schema 2 adds (every fact says which mechanism produced it; null when unknown):
+         http.tls12_available (false when .NET offers no TLS 1.2: the admin path is then not
+           a verdict), http.first_byte_ms;
+         capture.other_session (true when ``netsh trace show status`` succeeded and the
+           running session is not ours: no capture is started and nothing is stopped);
+         tcp_all: [{address, port, ok, elapsed_ms, error, socket_error}] (every DNS address,
+           at most 4, each tried directly with TcpClient);
+         tls: {mechanism: "sslstream", address, ok, protocol ("Tls12", ...), elapsed_ms,
+               error, cert: {subject, issuer, thumbprint, not_before, not_after,
+               chain: [{subject, thumbprint}] (leaf first)}} | null (a direct handshake; null
+               when no address took a TCP connection);
+         machine: {mechanism: "winhttp-com", proxy (Defender's static proxy when the request
+                   was sent through it, else null), proxy_source ("defender", or
+                   "winhttp-default": WinHTTP's own setting, which PowerShell does not read;
+                   Python takes the proxy from the raw ``winhttp_proxy`` text),
+                   elapsed_ms, status, status_text, headers: {..}, body_excerpt,
+                   error_code (the WinHTTP error number, e.g. 12007, 12029, 12175),
+                   error_message}: the *machine's path*, as Defender's SYSTEM services go out
+                   (WinHttp.WinHttpRequest.5.1 with the WinHTTP proxy, or Defender's own
+                   static proxy when set). It has no certificate access; the chain comes
+                   from ``tls``.
 fetch   base64 chunk strings in order, then {step, schema, path, size, sha256} (upper-case hex,
         as Get-FileHash prints it). A missing file gives only {step, schema, path, error}.
 cleanup {step, schema, work_dir, trace_stopped, removed, error}
+alternates {step, schema, targets: [{url, host, dns, tcp_all, tls, machine, http}]}: the same
+        checks as ``probe`` (same keys, same meaning) for each extra URL, without a capture.
+        Run only when the configured endpoint failed, so the report can say which endpoints
+        are blocked and which are not.
 """
 
 from __future__ import annotations
 
 import re
 
-SCHEMA = 1
-STEPS = ("facts", "ecs", "probe", "fetch", "cleanup")
+SCHEMA = 2
+STEPS = ("facts", "ecs", "probe", "alternates", "fetch", "cleanup")
 STEP_MARKER = "# fleet-ecs step: {step} v{schema}"
 TRACE_SESSION = "FleetEcsTrace"
 WORK_DIR_PREFIX = "fleet-ecs-"

@@ -1,98 +1,44 @@
 """From one host's raw facts to a verdict: status, one category, evidence, findings and a hint.
 
-Rules are checked in ``Category`` precedence order; the first that applies wins. Everything else
-noteworthy becomes a finding. Verdicts rest on codes and enumerations Windows reports
-(``WebExceptionStatus`` names, HTTP status, WSA socket codes, DNS native codes), never on the
-English text of a message: messages are localized.
+Rules run in ``PRECEDENCE`` order; the first that applies wins, and everything else noteworthy
+becomes a finding. Defender's own state is judged before the network, because a stopped core
+service or a policy that turns ECS off explains an unreachable ECS better than any firewall.
+
+Verdicts rest on codes and enumerations Windows reports (``WebExceptionStatus`` names, WinHTTP
+and WSA error numbers, HTTP status, DNS native codes, root certificate thumbprints), never on
+the English text of a message: messages are localized.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fleet_ecs.models import Category, Diagnosis, Finding, Status
 from fleet_ecs.probe import parse
+from fleet_ecs.probe.hints import HINTS, UAC_HINT  # noqa: F401 - UAC_HINT is re-exported
+from fleet_ecs.probe.paths import Target, read_target
 
-# Root CAs of the chains Microsoft's Defender and ECS front ends present. Anything else at the
-# top of the chain means someone re-signed the traffic (TLS inspection), which Defender's
-# certificate pinning rejects even when the machine trusts that root.
-# GAP: matched by subject name only, because the probe reports chain subjects; a hostile
-# inspection CA could copy a subject. Comparing root thumbprints needs the probe to report
-# them (the deeper certificate work is planned with the Defender-path probe).
-MICROSOFT_ROOTS = (
-    "Microsoft Root Certificate Authority 2011",
-    "Microsoft RSA Root Certificate Authority 2017",
-    "Microsoft ECC Root Certificate Authority 2017",
-    "DigiCert Global Root G2",
-    "DigiCert Global Root G3",
-    "DigiCert Global Root CA",
-    "Baltimore CyberTrust Root",
+C = Category
+PRECEDENCE = (
+    C.INSUFFICIENT_PRIVILEGE, C.POWERSHELL_UNSUPPORTED, C.DEFENDER_MISSING,
+    C.DEFENDER_NOT_ACTIVE, C.CORE_SERVICE_STOPPED, C.ECS_DISABLED_BY_POLICY, C.NOT_ONBOARDED,
+    C.PLATFORM_TOO_OLD, C.DEFENDER_BINARY_UNTRUSTED, C.ECS_URL_UNKNOWN, C.PROBE_INCOMPLETE,
+    C.ECS_PARTIALLY_BLOCKED, C.DNS_SINKHOLED, C.DNS_FAILURE, C.PROXY_AUTH_REQUIRED,
+    C.TCP_BLOCKED, C.ECS_TIMEOUT, C.TLS_INTERCEPTED, C.TLS_FAILURE, C.PROXY_PATH_MISMATCH,
+    C.HTTP_ERROR, C.OK,
 )
 
-HINTS: dict[Category, str] = {
-    Category.WINRM_UNREACHABLE: "WinRM does not accept connections: check the WinRM service, "
-    "its listener (winrm enumerate winrm/config/listener) and the firewall between us and the host.",
-    Category.WINRM_AUTH_FAILED: "The account was rejected: check the credential reference, the "
-    "account's password and that the chosen auth method is enabled on the host.",
-    Category.INSUFFICIENT_PRIVILEGE: "The account is not a local administrator on this host: "
-    "add it to Administrators (or use a JEA endpoint) so the probe can read Defender state.",
-    Category.POWERSHELL_UNSUPPORTED: "Windows PowerShell 5.1 is required: install Windows "
-    "Management Framework 5.1 on this host.",
-    Category.DEFENDER_MISSING: "Microsoft Defender Antivirus is not installed or its platform "
-    "is missing: check the Defender feature and onboarding on this host.",
-    Category.DEFENDER_BINARY_UNTRUSTED: "MpCmdRun.exe is not validly signed by Microsoft, so it "
-    "was not run: treat the host as possibly tampered and investigate before repairing Defender.",
-    Category.ECS_URL_UNKNOWN: "MpCmdRun did not report an ECS URL: update the Defender platform "
-    "(the switch needs a recent platform) and check that the Defender core service runs.",
-    Category.DNS_FAILURE: "The ECS host name does not resolve: check the DNS servers and any DNS "
-    "filtering for *.endpoint.security.microsoft.com and ecs.office.com.",
-    Category.PROXY_AUTH_REQUIRED: "The proxy demands authentication, which Defender (SYSTEM) "
-    "cannot give: exempt the ECS URLs from proxy authentication.",
-    Category.TCP_BLOCKED: "No TCP connection to ECS on port 443 and no proxy is configured: "
-    "allow outbound 443 to the ECS host or configure the WinHTTP proxy.",
-    Category.ECS_TIMEOUT: "ECS did not answer in time: look for packet loss or a slow proxy "
-    "(the fetched capture shows where the request stalls).",
-    Category.TLS_INTERCEPTED: "TLS to ECS is re-signed by a non-Microsoft CA: exclude the ECS "
-    "and Defender URLs from TLS inspection (Defender pins its certificates).",
-    Category.TLS_FAILURE: "The TLS handshake with ECS failed: check TLS 1.2 support and cipher "
-    "policy on the host, and any device that resets TLS connections.",
-    Category.HTTP_ERROR: "ECS or something in front of it answered with an HTTP error: read the "
-    "status and body excerpt in the host report.",
-    Category.OK: "Defender can reach its ECS configuration service from this host.",
-    Category.WINRM_ERROR: "WinRM answered but the session failed: see the error for the "
-    "WS-Management fault or HTTP status.",
-    Category.PROBE_ERROR: "The probe could not complete on this host: see the error and the "
-    "failing step.",
-    Category.DEADLINE_EXCEEDED: "The host did not finish within its deadline: rerun with a "
-    "longer --deadline or check the host's load.",
-    Category.CANCELLED: "The scan was stopped before this host finished: rerun the scan.",
-    Category.WINRM_TIMEOUT: "WinRM accepted the connection but did not answer: the WinRM "
-    "service may be hung, or a device in the path swallows the traffic; restart WinRM.",
-    Category.WINRM_CERT_INVALID: "The WinRM listener's HTTPS certificate failed validation: "
-    "renew it or give the inventory the issuing CA (cert_validation: path/to/ca.pem).",
-    Category.WINRM_QUOTA: "Windows refused a new shell or operation (WinRM quota): close "
-    "leaked sessions (they expire after IdleTimeout) or raise MaxShellsPerUser.",
-    Category.WINRM_PROTOCOL_ERROR: "WinRM's reply could not be understood: check for a device "
-    "rewriting the traffic and the WinRM service's health.",
-    Category.WINRM_CONNECTION_RESET: "The host dropped the WinRM connection mid-exchange: "
-    "look for firewalls or IPS devices resetting long connections, or a WinRM restart.",
-    Category.WINRM_ENDPOINT_NOT_FOUND: "No such WinRM endpoint: check the port and path, and "
-    "that the session configuration (configuration_name) is registered on the host.",
-    Category.WINRM_AUTH_METHOD_UNAVAILABLE: "The host does not offer this authentication "
-    "method: pick one it offers (auth:) or enable it (winrm set winrm/config/service/auth).",
-    Category.WINRM_PROXY_ERROR: "An HTTP proxy answered instead of WinRM: exempt WinRM traffic "
-    "from the proxy (no proxy: setting, or the proxy's bypass list).",
-    Category.CLIENT_CONFIG_ERROR: "The scanning machine is not set up for this auth method: "
-    "install the missing library or get a Kerberos ticket or keytab, then rerun.",
-}
-
-# Local accounts in Administrators lose their admin token over the network unless
-# LocalAccountTokenFilterPolicy is set, and WinRM then answers 401 as for a wrong password.
-UAC_HINT = ("For a local account in Administrators, remote UAC filtering also gives 401: set "
-            "LocalAccountTokenFilterPolicy=1 on the host, or use a domain account.")
-
-_SUCCESS = range(200, 300)
+# The platform that brought the Defender Core service, the client of ECS (mde-ecs-facts §2.1).
+CORE_SERVICE_PLATFORM = {"client": (4, 18, 23110, 2009), "server": (4, 18, 25050, 5)}
+PASSIVE_MODES = {"Passive Mode", "SxS Passive Mode", "Passive"}
+# Failures of the network, as opposed to Defender's state: only these make alternates useful.
+NETWORK_FAILURES = frozenset({
+    C.DNS_SINKHOLED, C.DNS_FAILURE, C.PROXY_AUTH_REQUIRED, C.TCP_BLOCKED, C.ECS_TIMEOUT,
+    C.TLS_INTERCEPTED, C.TLS_FAILURE, C.PROXY_PATH_MISMATCH, C.HTTP_ERROR,
+})
 
 
 @dataclass
@@ -114,8 +60,38 @@ def failure(category: Category, message: str, evidence: list[str] | None = None)
 
 
 def diagnose(docs: dict[str, dict[str, Any]]) -> Verdict:
-    """Decide a host's verdict from its step documents (keys: facts, ecs, probe)."""
+    """Decide a host's verdict from its step documents (facts, ecs, probe, alternates)."""
     return _Diagnoser(docs).run()
+
+
+def ecs_target(facts: dict[str, Any], ecs: dict[str, Any]) -> tuple[str | None, str]:
+    """The ECS URL to probe and where it came from: ``mpcmdrun``, ``geo`` or ``none``.
+
+    MpCmdRun's own answer wins. When the switch is unknown on the host's platform, the
+    documented endpoint of the device's geography stands in, so the network is still tested.
+    """
+    urls = parse.parse_ecs_urls(ecs.get("output"))
+    if urls:
+        return urls[0], "mpcmdrun"
+    geo = device_geo(facts)
+    if geo:
+        return f"https://mdav.{geo}.endpoint.security.microsoft.com/ecs/config/v1/", "geo"
+    return None, "none"
+
+
+def device_geo(facts: dict[str, Any]) -> str | None:
+    """The tenant geography from OnboardedInfo (``vortexGeoLocation``), lower case, or None."""
+    raw = facts.get("onboarded_info")
+    if not raw:
+        return None
+    try:
+        info = json.loads(raw)
+        if isinstance(info.get("body"), str):  # the value nests a JSON document as text
+            info = {**info, **json.loads(info["body"])}
+    except (ValueError, TypeError, AttributeError):
+        return None
+    geo = str(info.get("vortexGeoLocation") or "").strip().lower()
+    return geo if geo in ("us", "eu", "uk", "au", "ch", "in") else None
 
 
 class _Diagnoser:
@@ -123,24 +99,60 @@ class _Diagnoser:
         self.facts = docs.get("facts") or {}
         self.ecs = docs.get("ecs") or {}
         self.probe = docs.get("probe") or {}
+        self.alternates = (docs.get("alternates") or {}).get("targets") or []
         self.findings: list[Finding] = []
         self.verdict = Verdict(Diagnosis(Status.OK, Category.OK, HINTS[Category.OK]))
+        self.target: Target | None = read_target(self.probe) if self.probe else None
+        self.used_proxy: str | None = None
+        self.rules: dict[Category, Callable[[], Diagnosis | None]] = {
+            C.INSUFFICIENT_PRIVILEGE: self._privilege,
+            C.POWERSHELL_UNSUPPORTED: self._powershell,
+            C.DEFENDER_MISSING: self._defender_missing,
+            C.DEFENDER_NOT_ACTIVE: self._not_active,
+            C.CORE_SERVICE_STOPPED: self._core_service,
+            C.ECS_DISABLED_BY_POLICY: self._policy,
+            C.NOT_ONBOARDED: self._onboarding,
+            C.PLATFORM_TOO_OLD: self._platform_age,
+            C.DEFENDER_BINARY_UNTRUSTED: self._binary,
+            C.ECS_URL_UNKNOWN: self._ecs_url,
+            C.PROBE_INCOMPLETE: self._incomplete,
+            C.ECS_PARTIALLY_BLOCKED: self._partial,
+            C.DNS_SINKHOLED: self._sinkhole,
+            C.DNS_FAILURE: self._dns,
+            C.PROXY_AUTH_REQUIRED: self._proxy_auth,
+            C.TCP_BLOCKED: self._tcp,
+            C.ECS_TIMEOUT: self._timeout,
+            C.TLS_INTERCEPTED: self._intercepted,
+            C.TLS_FAILURE: self._tls_failure,
+            C.PROXY_PATH_MISMATCH: self._mismatch,
+            C.HTTP_ERROR: self._http,
+        }
 
     def run(self) -> Verdict:
         self._note_environment()
-        decided = (
-            self._privilege()
-            or self._powershell()
-            or self._defender()
-            or self._binary()
-            or self._ecs_url()
-            or self._network()
-        )
+        self._summarise_network()
+        if self.target is None:
+            decided = self.decide_network_free()
+        else:
+            decided = self._first(PRECEDENCE[:-1])
         if decided is None:
-            decided = self._verdict(Status.OK, Category.OK, self._ok_evidence())
+            decided = self._ok()
         decided.findings = self.findings
+        if decided.status is Status.OK and any(f.severity is Status.WARN for f in self.findings):
+            decided.status = Status.WARN
         self.verdict.diagnosis = decided
         return self.verdict
+
+    def decide_network_free(self) -> Diagnosis | None:
+        """Before (or without) a probe step, only the host and Defender rules can decide."""
+        return self._first(PRECEDENCE[: PRECEDENCE.index(C.PROBE_INCOMPLETE)])
+
+    def _first(self, categories: tuple[Category, ...]) -> Diagnosis | None:
+        for category in categories:
+            decided = self.rules[category]()
+            if decided is not None:
+                return decided
+        return None
 
     def _verdict(self, status: Status, category: Category, evidence: list[str]) -> Diagnosis:
         return Diagnosis(status, category, HINTS[category], [line for line in evidence if line])
@@ -148,68 +160,125 @@ class _Diagnoser:
     def _find(self, code: str, severity: Status, message: str) -> None:
         self.findings.append(Finding(code, severity, message))
 
-    # -- host and Defender --------------------------------------------------------------
+    # -- findings that never decide alone ------------------------------------------------
 
     def _note_environment(self) -> None:
         choice = parse.choose_platform(self.facts)
         if choice.source == "newest-folder" and choice.string_sort_pick:
             picked = choice.folder.rsplit("\\", 1)[-1] if choice.folder else None
             if picked != choice.string_sort_pick:
-                self._find(
-                    "platform_string_sort", Status.OK,
-                    f"newest platform is {picked}; a string sort would have picked "
-                    f"{choice.string_sort_pick}",
-                )
-        status = self.facts.get("mp_status") or {}
-        mode = status.get("AMRunningMode")
-        if mode and mode != "Normal":
-            self._find("running_mode", Status.WARN, f"Defender running mode is {mode!r}")
-        core = self.facts.get("mdcoresvc_service")
-        if core is not None and core != "Running":
-            self._find("core_service", Status.WARN, f"MDCoreSvc service is {core}")
+                self._find("platform_string_sort", Status.OK,
+                           f"newest platform is {picked}; a string sort would have picked "
+                           f"{choice.string_sort_pick}")
+        if self._passive():
+            mode = (self.facts.get("mp_status") or {}).get("AMRunningMode")
+            self._find("passive_mode", Status.WARN,
+                       f"Defender Antivirus runs in passive mode ({mode}): another antivirus "
+                       "product protects this host; ECS settings apply, scans do not")
         capture = self.probe.get("capture") or {}
-        if capture.get("requested") and not capture.get("started"):
-            self._find(
-                "capture_not_started", Status.WARN,
-                "network capture did not start: "
-                + _first_line(capture.get("start_output") or capture.get("status_before")),
-            )
+        if capture.get("other_session"):
+            self._find("other_trace_session", Status.WARN,
+                       "another netsh trace session was already running: it was left alone "
+                       "and this host was probed without a capture")
+        elif capture.get("requested") and not capture.get("started"):
+            self._find("capture_not_started", Status.WARN, "network capture did not start: "
+                       + _first_line(capture.get("start_output") or capture.get("status_before")))
         if capture.get("stale_stopped"):
             self._find("stale_capture", Status.WARN, "a leftover fleet-ecs trace was stopped first")
+        if self.ecs and not parse.parse_ecs_urls(self.ecs.get("output")):
+            url, source = ecs_target(self.facts, self.ecs)
+            if source == "geo":
+                self._find("ecs_url_from_geo", Status.WARN,
+                           f"MpCmdRun -DisplayECSConnection gave no URL (exit code "
+                           f"{self.ecs.get('exit_code')}); probed the documented endpoint "
+                           f"of the device's geography instead: {url}")
+
+    def _passive(self) -> bool:
+        mode = (self.facts.get("mp_status") or {}).get("AMRunningMode")
+        policy = self.facts.get("defender_policy") or {}
+        forced = 1 in (policy.get("ForceDefenderPassiveMode"), policy.get("PassiveMode"))
+        # EDR in block mode runs beside another antivirus: passive only if the setting says so.
+        return mode in PASSIVE_MODES or (mode == "EDR Block Mode" and forced)
+
+    # -- host and Defender ---------------------------------------------------------------
 
     def _privilege(self) -> Diagnosis | None:
         if self.facts.get("is_admin") is False:
             user = self.facts.get("user") or "the account"
-            return self._verdict(
-                Status.FAIL, Category.INSUFFICIENT_PRIVILEGE,
-                [f"{user} is not a member of the local Administrators group"],
-            )
+            return self._verdict(Status.FAIL, C.INSUFFICIENT_PRIVILEGE,
+                                 [f"{user} is not a member of the local Administrators group"])
         return None
 
     def _powershell(self) -> Diagnosis | None:
         version = self.facts.get("ps_version")
         if version and parse.version_tuple(version) < (5, 1):
-            return self._verdict(
-                Status.FAIL, Category.POWERSHELL_UNSUPPORTED,
-                [f"PowerShell {version} (5.1 required)"],
-            )
+            return self._verdict(Status.FAIL, C.POWERSHELL_UNSUPPORTED,
+                                 [f"PowerShell {version} (5.1 required)"])
         return None
 
-    def _defender(self) -> Diagnosis | None:
+    def _defender_missing(self) -> Diagnosis | None:
         choice = parse.choose_platform(self.facts)
         if choice.folder is None:
             evidence = ["no InstallLocation under HKLM\\SOFTWARE\\Microsoft\\Windows Defender",
-                        "no versioned folder under " + (self.facts.get("platform_root") or
-                                                        "the Defender Platform folder")]
+                        "no versioned folder under " + (self.facts.get("platform_root")
+                                                        or "the Defender Platform folder")]
             if self.facts.get("windefend_service") is None:
                 evidence.append("service WinDefend not found")
             if self.facts.get("mp_status_error"):
-                evidence.append("Get-MpComputerStatus: " + _first_line(self.facts["mp_status_error"]))
-            return self._verdict(Status.FAIL, Category.DEFENDER_MISSING, evidence)
+                evidence.append("Get-MpComputerStatus: "
+                                + _first_line(self.facts["mp_status_error"]))
+            return self._verdict(Status.FAIL, C.DEFENDER_MISSING, evidence)
         if self.ecs and self.ecs.get("exists") is False:
-            return self._verdict(
-                Status.FAIL, Category.DEFENDER_MISSING, [f"{self.ecs.get('path')} does not exist"]
-            )
+            return self._verdict(Status.FAIL, C.DEFENDER_MISSING,
+                                 [f"{self.ecs.get('path')} does not exist"])
+        return None
+
+    def _not_active(self) -> Diagnosis | None:
+        service = self.facts.get("windefend_service")
+        mode = (self.facts.get("mp_status") or {}).get("AMRunningMode")
+        if mode == "Not running" or (service is not None and service != "Running"):
+            return self._verdict(Status.FAIL, C.DEFENDER_NOT_ACTIVE,
+                                 [f"WinDefend service: {service}",
+                                  f"AMRunningMode: {mode}" if mode else ""])
+        return None
+
+    def _core_service(self) -> Diagnosis | None:
+        core = self.facts.get("mdcoresvc_service")
+        if core is not None and core != "Running":
+            return self._verdict(Status.FAIL, C.CORE_SERVICE_STOPPED,
+                                 [f"MDCoreSvc (Microsoft Defender Core Service) is {core}"])
+        return None
+
+    def _policy(self) -> Diagnosis | None:
+        policy = self.facts.get("defender_policy") or {}
+        if policy.get("DisableCoreServiceECSIntegration") == 1:
+            return self._verdict(Status.FAIL, C.ECS_DISABLED_BY_POLICY, [
+                "HKLM\\Software\\Policies\\Microsoft\\Windows Defender\\Features\\"
+                "DisableCoreServiceECSIntegration = 1"])
+        return None
+
+    def _onboarding(self) -> Diagnosis | None:
+        if "onboarding_state" not in self.facts:  # schema 1: not collected
+            return None
+        state = self.facts.get("onboarding_state")
+        if state != 1:
+            return self._verdict(Status.FAIL, C.NOT_ONBOARDED, [
+                f"OnboardingState = {state if state is not None else '(absent)'}",
+                f"Sense service: {self.facts.get('sense_service')}"])
+        return None
+
+    def _platform_age(self) -> Diagnosis | None:
+        version_text = (self.facts.get("mp_status") or {}).get("AMProductVersion") \
+            or parse.choose_platform(self.facts).version
+        version = parse.version_tuple(version_text)
+        if not version:
+            return None
+        kind = "client" if self.facts.get("product_type") in (None, 1) else "server"
+        needed = CORE_SERVICE_PLATFORM[kind]
+        if version < needed:
+            return self._verdict(Status.FAIL, C.PLATFORM_TOO_OLD, [
+                f"Defender platform {version_text} on a {kind}",
+                f"the Defender Core service needs {'.'.join(map(str, needed))} or later"])
         return None
 
     def _binary(self) -> Diagnosis | None:
@@ -219,13 +288,11 @@ class _Diagnoser:
         status = signature.get("status")
         subject = signature.get("signer_subject") or ""
         if status != "Valid" or "O=Microsoft Corporation" not in subject:
-            return self._verdict(
-                Status.FAIL, Category.DEFENDER_BINARY_UNTRUSTED,
-                [f"{self.ecs.get('path')}: signature {status or 'unknown'}"
-                 + (f" ({_first_line(signature.get('status_message'))})"
-                    if signature.get("status_message") else ""),
-                 f"signer: {subject or 'none'}"],
-            )
+            message = _first_line(signature.get("status_message"))
+            return self._verdict(Status.FAIL, C.DEFENDER_BINARY_UNTRUSTED, [
+                f"{self.ecs.get('path')}: signature {status or 'unknown'}"
+                + (f" ({message})" if message else ""),
+                f"signer: {subject or 'none'}"])
         return None
 
     def _ecs_url(self) -> Diagnosis | None:
@@ -235,131 +302,203 @@ class _Diagnoser:
         self.verdict.ecs_urls = urls
         if len(urls) > 1:
             self._find("several_ecs_urls", Status.OK, "MpCmdRun reported: " + ", ".join(urls))
-        if urls:
-            self.verdict.ecs_url = urls[0]
+        url, source = ecs_target(self.facts, self.ecs)
+        self.verdict.ecs_url = url
+        if url is not None:
             return None
         evidence = [f"MpCmdRun -DisplayECSConnection exit code {self.ecs.get('exit_code')}"]
         evidence += [f"output: {line}" for line in _lines(self.ecs.get("output"))[:3]]
-        return self._verdict(Status.FAIL, Category.ECS_URL_UNKNOWN, evidence)
+        evidence.append("the device's geography is unknown (no OnboardedInfo)")
+        return self._verdict(Status.FAIL, C.ECS_URL_UNKNOWN, evidence)
 
-    # -- network ------------------------------------------------------------------------
+    # -- the probe itself ------------------------------------------------------------------
 
-    def _network(self) -> Diagnosis | None:
-        if not self.probe:
-            return None
-        dns = self.probe.get("dns") or {}
-        tcp = self.probe.get("tcp") or {}
+    def _incomplete(self) -> Diagnosis | None:
+        missing = []
+        capture = self.probe.get("capture") or {}
+        if capture.get("requested") and self.facts.get("is_elevated") is False:
+            missing.append("network capture: the session is not elevated (netsh trace needs "
+                           "an elevated token)")
+        if "CommandNotFoundException" in str((self.probe.get("dns") or {}).get("error_id")):
+            missing.append("DNS: Resolve-DnsName is not available on this host")
         http = self.probe.get("http") or {}
-        proxy = parse.parse_winhttp_proxy((self.probe.get("winhttp_proxy") or {}).get("output"))
-        used_proxy = http.get("proxy") or (None if proxy.direct else proxy.server)
-        addresses = parse.dns_addresses(dns)
-        self.verdict.dns_ok = bool(addresses) and not dns.get("error")
-        self.verdict.tcp_ok = tcp.get("ok") if tcp.get("address") else None
-        self.verdict.http_status = _int(http.get("status"))
-        self.verdict.proxy = used_proxy
-        host = self.probe.get("host")
-        return (
-            self._dns(dns, host, addresses, used_proxy)
-            or self._proxy_auth(http)
-            or self._tcp(tcp, used_proxy)
-            or self._timeout(http)
-            or self._tls(http)
-            or self._http(http)
-        )
-
-    def _dns(self, dns, host, addresses, used_proxy) -> Diagnosis | None:  # noqa: ANN001
-        if addresses and not dns.get("error"):
-            return None
-        evidence = [f"Resolve-DnsName {host}: " + _first_line(dns.get("error") or "no A/AAAA record")]
-        if dns.get("native_code"):
-            evidence.append(f"DNS error code {dns['native_code']}")
-        if used_proxy:
-            # Behind a proxy the proxy resolves names; a local DNS failure is then only a finding.
-            self._find("dns_local_failure", Status.WARN, evidence[0])
-            return None
-        return self._verdict(Status.FAIL, Category.DNS_FAILURE, evidence)
-
-    def _proxy_auth(self, http: dict[str, Any]) -> Diagnosis | None:
-        if _int(http.get("status")) != 407:
-            return None
-        return self._verdict(
-            Status.FAIL, Category.PROXY_AUTH_REQUIRED,
-            [f"HTTP 407 from proxy {http.get('proxy') or self.verdict.proxy or '(unknown)'}",
-             _first_line(http.get("error_message"))],
-        )
-
-    def _tcp(self, tcp: dict[str, Any], used_proxy: str | None) -> Diagnosis | None:
-        if not tcp.get("address") or tcp.get("ok"):
-            return None
-        line = (f"TCP {tcp['address']}:{tcp.get('port', 443)} failed"
-                f" (socket error {tcp.get('socket_error')}): {_first_line(tcp.get('error'))}")
-        if used_proxy:
-            self._find("direct_tcp_failed", Status.OK, line + " (expected behind a proxy)")
-            return None
-        return self._verdict(Status.FAIL, Category.TCP_BLOCKED, [line, "no proxy configured"])
-
-    def _timeout(self, http: dict[str, Any]) -> Diagnosis | None:
-        if http.get("error_status") != "Timeout":
-            return None
-        return self._verdict(
-            Status.FAIL, Category.ECS_TIMEOUT,
-            [f"request to {self.probe.get('url')} timed out after {http.get('elapsed_ms')} ms",
-             _first_line(http.get("error_message"))],
-        )
-
-    def _tls(self, http: dict[str, Any]) -> Diagnosis | None:
-        cert = http.get("cert") or {}
-        chain = cert.get("chain") or []
-        if chain and not _microsoft_rooted(chain):
-            return self._verdict(
-                Status.FAIL, Category.TLS_INTERCEPTED,
-                [f"certificate issuer: {cert.get('issuer')}", f"chain root: {chain[-1]}",
-                 "the root is not one of Microsoft's public roots"],
-            )
-        if http.get("error_status") in ("SecureChannelFailure", "TrustFailure"):
-            evidence = [f"{http['error_status']}: {_first_line(http.get('error_message'))}"]
-            evidence += [f"inner: {_first_line(e)}" for e in (http.get("inner_errors") or [])[:2]]
-            return self._verdict(Status.FAIL, Category.TLS_FAILURE, evidence)
+        if http.get("tls12_available") is False and not self.target.machine.known:
+            missing.append("HTTPS: .NET offers no TLS 1.2 to the admin path and the machine "
+                           "path gave no result")
+        if missing:
+            return self._verdict(Status.FAIL, C.PROBE_INCOMPLETE,
+                                 ["not checked: " + m for m in missing])
         return None
 
-    def _http(self, http: dict[str, Any]) -> Diagnosis | None:
-        status = _int(http.get("status"))
-        chain = (http.get("cert") or {}).get("chain") or []
-        if status in _SUCCESS and not http.get("error_status"):
-            if not chain:
-                self._find("chain_unknown", Status.WARN, "the certificate chain was not recorded")
+    def _summarise_network(self) -> None:
+        if not self.target:
+            return
+        t = self.target
+        proxy = parse.parse_winhttp_proxy((self.probe.get("winhttp_proxy") or {}).get("output"))
+        http = self.probe.get("http") or {}
+        machine = self.probe.get("machine")
+        winhttp = None if proxy.direct else proxy.server
+        if machine:
+            # Defender's path decides what "direct" means: its static proxy, else WinHTTP's.
+            self.used_proxy = machine.get("proxy") or (
+                winhttp if machine.get("proxy_source") != "direct" else None)
+        else:  # schema 1: only the admin's path was measured
+            self.used_proxy = http.get("proxy") or winhttp
+        self.verdict.proxy = self.used_proxy or http.get("proxy")
+        self.verdict.dns_ok = bool(t.addresses) and not t.dns_error and not t.sinkholed
+        self.verdict.tcp_ok = t.tcp_ok
+        self.verdict.http_status = t.admin.status if t.admin.status is not None \
+            else t.machine.status
+        if t.tcp_ok is False and self.used_proxy:
+            self._find("direct_tcp_failed", Status.OK,
+                       f"direct TCP to {t.host}:443 failed (expected behind a proxy)")
+
+    def _network_verdict(self) -> Diagnosis | None:
+        """The first network category for the configured endpoint (used by ``_partial``)."""
+        kept = len(self.findings)
+        try:
+            return self._first(PRECEDENCE[PRECEDENCE.index(C.DNS_SINKHOLED):-1])
+        finally:
+            del self.findings[kept:]  # the rules run again in order; keep one copy of each
+
+    def _partial(self) -> Diagnosis | None:
+        if not self.alternates or self.target is None or self.target.reachable:
             return None
-        evidence = []
-        if status is not None:
-            evidence.append(f"HTTP {status} {http.get('status_description') or ''}".strip())
+        primary = self._network_verdict()
+        if primary is None or primary.category not in NETWORK_FAILURES:
+            return None
+        targets = [read_target(doc) for doc in self.alternates]
+        working = [t for t in targets if t.reachable]
+        if not working:
+            return None
+        evidence = [f"configured endpoint {self.target.host}: {primary.category.value}"]
+        evidence += [f"alternate {t.host}: reachable" for t in working]
+        evidence += [f"alternate {t.host}: not reachable" for t in targets if not t.reachable]
+        evidence += primary.evidence[:2]
+        return self._verdict(Status.FAIL, C.ECS_PARTIALLY_BLOCKED, evidence)
+
+    def _sinkhole(self) -> Diagnosis | None:
+        t = self.target
+        if not t.sinkholed:
+            return None
+        return self._verdict(Status.FAIL, C.DNS_SINKHOLED, [
+            f"Resolve-DnsName {t.host} answered {', '.join(t.sinkholed)}: a sinkhole, "
+            "not a Microsoft front end"])
+
+    def _dns(self) -> Diagnosis | None:
+        t = self.target
+        if t.addresses and not t.dns_error:
+            return None
+        dns = self.probe.get("dns") or {}
+        evidence = [f"Resolve-DnsName {t.host}: "
+                    + _first_line(dns.get("error") or "no A/AAAA record")]
+        if dns.get("native_code"):
+            evidence.append(f"DNS error code {dns['native_code']}")
+        if self.used_proxy:
+            # Behind a proxy the proxy resolves names; a local DNS failure is then a finding.
+            self._find("dns_local_failure", Status.WARN, evidence[0])
+            return None
+        return self._verdict(Status.FAIL, C.DNS_FAILURE, evidence)
+
+    def _proxy_auth(self) -> Diagnosis | None:
+        t = self.target
+        if 407 not in (t.machine.status, t.admin.status):
+            return None
+        http = self.probe.get("http") or {}
+        return self._verdict(Status.FAIL, C.PROXY_AUTH_REQUIRED, [
+            f"HTTP 407 from proxy {self.used_proxy or '(unknown)'}",
+            *t.machine.evidence, *t.admin.evidence, _first_line(http.get("error_message"))])
+
+    def _tcp(self) -> Diagnosis | None:
+        t = self.target
+        if self.used_proxy or t.tcp_ok is not False or t.tls_ok:
+            return None
+        if t.machine.answered or t.admin.answered:
+            return None
+        tcp_all = self.probe.get("tcp_all") or [self.probe.get("tcp") or {}]
+        evidence = [f"TCP {c.get('address')}:{c.get('port', 443)} failed (socket error "
+                    f"{c.get('socket_error')}): {_first_line(c.get('error'))}"
+                    for c in tcp_all if c.get("address")]
+        return self._verdict(Status.FAIL, C.TCP_BLOCKED, [*evidence, "no proxy configured"])
+
+    def _timeout(self) -> Diagnosis | None:
+        t = self.target
+        if t.machine.answered or t.admin.answered:
+            return None
+        if "timeout" not in (t.machine.kind, t.admin.kind):
+            return None
+        http = self.probe.get("http") or {}
+        return self._verdict(Status.FAIL, C.ECS_TIMEOUT, [
+            f"request to {t.url} timed out", *t.machine.evidence, *t.admin.evidence,
+            _first_line(http.get("error_message"))])
+
+    def _intercepted(self) -> Diagnosis | None:
+        chain = self.target.chain
+        if chain is None or chain.microsoft:
+            return None
+        return self._verdict(Status.FAIL, C.TLS_INTERCEPTED, [
+            f"certificate issuer: {chain.issuer}", f"chain root: {chain.root}"
+            + (f" (thumbprint {chain.root_thumbprint})" if chain.root_thumbprint else ""),
+            f"seen by the {'admin path' if chain.source == 'http' else 'direct TLS handshake'}",
+            "the root is not one of Microsoft's public roots"])
+
+    def _tls_failure(self) -> Diagnosis | None:
+        t = self.target
+        if t.machine.answered or t.admin.answered:
+            return None
+        handshake_failed = t.tcp_ok and t.tls_ok is False
+        if not (handshake_failed or "tls" in (t.machine.kind, t.admin.kind)):
+            return None
+        http = self.probe.get("http") or {}
+        tls = self.probe.get("tls") or {}
+        evidence = [*t.machine.evidence, *t.admin.evidence]
+        if http.get("error_status"):
+            evidence.append(f"{http['error_status']}: {_first_line(http.get('error_message'))}")
+        evidence += [f"inner: {_first_line(e)}" for e in (http.get("inner_errors") or [])[:2]]
+        if handshake_failed:
+            evidence.append("TCP to 443 connected but the TLS handshake failed: "
+                            + _first_line(tls.get("error")))
+        return self._verdict(Status.FAIL, C.TLS_FAILURE, evidence)
+
+    def _mismatch(self) -> Diagnosis | None:
+        t = self.target
+        if not (t.machine.known and t.admin.known) or t.machine.answered == t.admin.answered:
+            return None
+        status = Status.WARN if t.machine.answered else Status.FAIL
+        meaning = ("Defender's path works; only the admin's (user proxy) path fails"
+                   if t.machine.answered else
+                   "the admin's path works but Defender's own path (WinHTTP) does not")
+        return self._verdict(status, C.PROXY_PATH_MISMATCH,
+                             [meaning, *t.machine.evidence, *t.admin.evidence])
+
+    def _http(self) -> Diagnosis | None:
+        t = self.target
+        statuses = [p.status for p in (t.machine, t.admin) if p.status is not None]
+        if statuses and all(200 <= s < 300 for s in statuses):
+            return None
+        http = self.probe.get("http") or {}
+        evidence = [*t.machine.evidence, *t.admin.evidence]
         if http.get("error_status"):
             evidence.append(f"{http['error_status']}: {_first_line(http.get('error_message'))}")
         evidence += [f"inner: {_first_line(e)}" for e in (http.get("inner_errors") or [])[:2]]
         if http.get("body_excerpt"):
             evidence.append("body: " + _first_line(http["body_excerpt"], 160))
-        # A response over a Microsoft-rooted chain proves the path works; the service itself
+        # Any response over a Microsoft-rooted chain proves the path works; the service itself
         # answered with an error, which is worth a look but is not a network fault.
-        status_level = Status.WARN if status is not None and chain else Status.FAIL
-        return self._verdict(status_level, Category.HTTP_ERROR, evidence or ["no HTTP response"])
+        over_microsoft = bool(statuses) and t.chain is not None and t.chain.microsoft
+        status = Status.WARN if over_microsoft else Status.FAIL
+        return self._verdict(status, C.HTTP_ERROR, evidence or ["no HTTP response"])
 
-    def _ok_evidence(self) -> list[str]:
-        http = (self.probe.get("http") or {})
-        cert = http.get("cert") or {}
-        return [f"HTTP {http.get('status')} from {self.probe.get('url')} in {http.get('elapsed_ms')} ms",
-                f"certificate issuer: {cert.get('issuer')}"]
-
-
-def _microsoft_rooted(chain: list[str]) -> bool:
-    root = chain[-1] or ""
-    common_name = root.split(",", 1)[0].removeprefix("CN=").strip()
-    return common_name in MICROSOFT_ROOTS
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
+    def _ok(self) -> Diagnosis:
+        t = self.target
+        if t is None:
+            return self._verdict(Status.OK, C.OK, [])
+        if t.chain is None:
+            self._find("chain_unknown", Status.WARN, "the certificate chain was not recorded")
+        evidence = [*t.machine.evidence, *t.admin.evidence]
+        if t.chain is not None:
+            evidence.append(f"chain root: {t.chain.root}")
+        return self._verdict(Status.OK, C.OK, evidence)
 
 
 def _lines(text: str | None) -> list[str]:

@@ -1,8 +1,10 @@
 """The probe of one host, step by step, over an open ``HostSession`` (runs in a worker thread).
 
-Order: facts -> ecs (signature + MpCmdRun) -> probe (DNS, TCP, proxy, HTTPS inside a capture)
--> fetch (capture, when the policy asks) -> cleanup. Python decides between steps: which
-MpCmdRun to run, which URL to probe, whether to fetch. Whatever happens after the probe step
+Order: facts -> ecs (signature + MpCmdRun) -> probe (DNS, TCP, TLS, both HTTP paths, inside a
+capture) -> alternates (the other documented ECS endpoints, only when the network failed) ->
+fetch (capture, when the policy asks) -> cleanup. Python decides between steps: whether
+Defender's state already explains the host, which MpCmdRun to run, which URL to probe (the
+geography's endpoint when MpCmdRun knows no URL), whether to try alternates, whether to fetch. Whatever happens after the probe step
 started, cleanup runs, so that no capture is left running and no file is left on the endpoint.
 """
 
@@ -14,9 +16,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fleet_ecs.errors import HostError
-from fleet_ecs.models import CaptureMode, FetchedFile, ScanSettings, Status
+from fleet_ecs.models import CaptureMode, Category, FetchedFile, ScanSettings, Status
 from fleet_ecs.probe import contract, parse
-from fleet_ecs.probe.diagnose import Verdict, diagnose
+from fleet_ecs.probe.diagnose import NETWORK_FAILURES, Verdict, device_geo, diagnose, ecs_target
 from fleet_ecs.probe.scripts import render_step
 from fleet_ecs.transport.faults import one_line
 
@@ -60,31 +62,56 @@ def run_probe(
         outcome.verdict = diagnose(outcome.docs)  # old PowerShell: stop here
         return outcome
     outcome.verdict = diagnose(outcome.docs)
-    if outcome.verdict.diagnosis.category.value in ("insufficient_privilege", "defender_missing"):
+    if outcome.verdict.diagnosis.category is not Category.OK:
         return outcome
 
     choice = parse.choose_platform(facts)
     mpcmdrun = f"{choice.folder}\\MpCmdRun.exe"
     _step(session, outcome, "ecs", MpCmdRun=mpcmdrun, TrustedPublisher=TRUSTED_PUBLISHER)
     outcome.verdict = diagnose(outcome.docs)
-    if outcome.verdict.ecs_url is None:
+    if outcome.verdict.diagnosis.category is not Category.OK:
+        return outcome  # Defender's state already explains the host; no network probe
+    ecs_url, _source = ecs_target(facts, outcome.docs["ecs"])
+    if ecs_url is None:
         return outcome
 
     work_dir = _work_dir(facts, settings.run_id)
     capture = settings.capture is not CaptureMode.OFF
-    url = parse.probe_url(outcome.verdict.ecs_url)
+    url = parse.probe_url(ecs_url)
+    proxy = defender_proxy(facts)
     try:
         _step(
             session, outcome, "probe",
             Url=url, Host=_host_of(url), WorkDir=work_dir, Capture=capture,
             CaptureMaxMb=settings.capture_max_mb, TimeoutSec=int(settings.probe_timeout),
-            TraceSession=contract.TRACE_SESSION, BodyLimit=BODY_LIMIT,
+            TraceSession=contract.TRACE_SESSION, BodyLimit=BODY_LIMIT, DefenderProxy=proxy,
         )
         outcome.verdict = diagnose(outcome.docs)
+        if outcome.verdict.diagnosis.category in NETWORK_FAILURES:
+            # Is it this endpoint, or every ECS endpoint? Try the other documented ones.
+            others = alternate_urls(url, device_geo(facts))
+            _step(session, outcome, "alternates", Urls="|".join(others),
+                  TimeoutSec=int(settings.probe_timeout), BodyLimit=BODY_LIMIT,
+                  DefenderProxy=proxy)
+            outcome.verdict = diagnose(outcome.docs)
         _maybe_fetch(session, outcome, settings, host_dir, run_dir)
     finally:
         _cleanup(session, outcome, work_dir)
     return outcome
+
+
+def defender_proxy(facts: dict[str, Any]) -> str:
+    """Defender's own static proxy (``host:port``), which its services use before WinHTTP's."""
+    server = ((facts.get("defender_proxy") or {}).get("ProxyServer") or "").strip()
+    return server.removeprefix("http://").removeprefix("https://").rstrip("/")
+
+
+def alternate_urls(primary: str, geo: str | None) -> list[str]:
+    """The documented ECS endpoints other than ``primary`` (mde-ecs-facts §3.1, §3.2)."""
+    candidates = [f"https://mdav.{geo or 'us'}.endpoint.security.microsoft.com/ecs/config/v1/",
+                  "https://ecs.office.com/config/v1/"]
+    urls = [parse.probe_url(u) for u in candidates]
+    return [u for u in dict.fromkeys(urls) if _host_of(u) != _host_of(primary)]
 
 
 def _step(session: StepSession, outcome: ProbeOutcome, step: str, **inputs: Any) -> dict:

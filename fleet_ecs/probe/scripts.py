@@ -6,6 +6,11 @@ values are never handed to Jinja: the template only receives the finished marker
 finished input block and a few trusted constants, so no value can reach PowerShell except as one
 of those single-quoted literals.
 
+The logic lives in fragments, ``templates/probe/_<name>.ps1.j2``, each defining PowerShell
+functions that take their values as parameters; a step template includes the fragments it needs
+and calls them with its ``$FE_`` inputs, so the rendered step is still one self-contained script.
+The standalone script (``fleet_ecs.probe.standalone``) includes the same fragments.
+
 Templates are looked up in the installed package first (the wheel ships them as
 ``fleet_ecs/templates``), then in the source checkout's top-level ``templates/`` folder.
 """
@@ -41,7 +46,9 @@ STEP_INPUTS: dict[str, tuple[str, ...]] = {
         "TimeoutSec",
         "TraceSession",
         "BodyLimit",
+        "DefenderProxy",
     ),
+    "alternates": ("Urls", "TimeoutSec", "BodyLimit", "DefenderProxy"),
     "fetch": ("Path", "ChunkSize"),
     "cleanup": ("WorkDir", "TraceSession"),
 }
@@ -58,32 +65,78 @@ def _templates_dir() -> Traversable | Path:
     return Path(__file__).resolve().parents[2] / "templates"
 
 
+def _load(name: str) -> str:
+    """The source of template ``name`` (``probe/facts.ps1.j2``), refused unless it is ASCII."""
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise jinja2.TemplateNotFound(name)
+    node = _templates_dir()
+    for part in parts:
+        node = node / part
+    try:
+        source = node.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise jinja2.TemplateNotFound(name) from exc
+    if not source.isascii():
+        # Anything non-ASCII in code is a template bug (typographic quotes and dashes pasted
+        # from a document change how PowerShell reads the line).
+        line = next(n for n, text in enumerate(source.splitlines(), 1) if not text.isascii())
+        raise ValueError(f"template {name} line {line}: non-ASCII character")
+    return source
+
+
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     # Autoescape stays off: the output is PowerShell, not HTML. StrictUndefined turns a typo in
-    # a template into an error instead of an empty string.
+    # a template into an error instead of an empty string. The loader serves both the source
+    # checkout and the installed package, and checks every file it hands out, includes too.
     return jinja2.Environment(
+        loader=jinja2.FunctionLoader(_load),
         autoescape=False,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
 
 
+def load_template(name: str) -> jinja2.Template:
+    """The compiled template ``name``, relative to ``templates/`` (``standalone/x.ps1.j2``)."""
+    return _environment().get_template(name)
+
+
 @functools.lru_cache(maxsize=None)
 def _template(step: str) -> jinja2.Template:
-    source = (_templates_dir() / "probe" / f"{step}.ps1.j2").read_text(encoding="utf-8")
-    if not source.isascii():
-        # Anything non-ASCII in code is a template bug (typographic quotes and dashes pasted
-        # from a document change how PowerShell reads the line).
-        line = next(n for n, text in enumerate(source.splitlines(), 1) if not text.isascii())
-        raise ValueError(f"template {step}.ps1.j2 line {line}: non-ASCII character")
-    return _environment().from_string(source)
+    return load_template(f"probe/{step}.ps1.j2")
 
 
 def template_source(step: str) -> str:
     """The raw Jinja source of ``step``'s template (for tests and allow-list reviews)."""
     _check_step(step)
-    return (_templates_dir() / "probe" / f"{step}.ps1.j2").read_text(encoding="utf-8")
+    return _load(f"probe/{step}.ps1.j2")
+
+
+def fragment_names() -> tuple[str, ...]:
+    """The shared fragments (``probe/_<name>.ps1.j2``) the step templates include."""
+    folder = _templates_dir() / "probe"
+    names = sorted(
+        entry.name for entry in folder.iterdir()
+        if entry.name.startswith("_") and entry.name.endswith(".ps1.j2")
+    )
+    return tuple(f"probe/{name}" for name in names)
+
+
+def fragment_source(name: str) -> str:
+    """The raw Jinja source of one fragment listed by ``fragment_names``."""
+    if name not in fragment_names():
+        raise ValueError(f"unknown probe fragment {name!r}")
+    return _load(name)
+
+
+def template_context() -> dict[str, object]:
+    """The trusted constants every probe template and fragment may use."""
+    return {
+        "schema": int(contract.SCHEMA),
+        "work_dir_prefix": contract.psquote(contract.WORK_DIR_PREFIX),
+    }
 
 
 def _check_step(step: str) -> None:
@@ -123,12 +176,7 @@ def render_step(step: str, **inputs: object) -> str:
     """
     block = input_block(step, **inputs)
     marker = contract.STEP_MARKER.format(step=step, schema=contract.SCHEMA)
-    text = _template(step).render(
-        marker=marker,
-        inputs=block,
-        schema=int(contract.SCHEMA),
-        work_dir_prefix=contract.psquote(contract.WORK_DIR_PREFIX),
-    )
+    text = _template(step).render(marker=marker, inputs=block, **template_context())
     if not text.startswith(marker + "\n"):
         raise ValueError(f"template {step}.ps1.j2 must start with the marker line")
     logger.debug("rendered probe step %s (%d chars)", step, len(text))

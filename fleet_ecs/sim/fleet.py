@@ -30,6 +30,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fleet_ecs.errors import SimulatorError
 from fleet_ecs.models import HostSpec, Transport
@@ -37,6 +38,7 @@ from fleet_ecs.sim import scenarios
 from fleet_ecs.sim.auth import AuthSetup, build_host_auth
 from fleet_ecs.sim.credentials import DEMO_PASSWORD, DEMO_USERNAME
 from fleet_ecs.sim.listener import NETWORK_FAULTS, HostListener
+from fleet_ecs.sim.raw import check_raw
 from fleet_ecs.sim.tls import TlsMaterial
 from fleet_ecs.sim.shells import WinRMService
 from fleet_ecs.sim.state import HostSnapshot, HostState
@@ -67,6 +69,8 @@ class SimHost:
     auth_methods: tuple[str, ...] | None = None
     tls: str | None = None  # certificate kind for HTTPS (tls.KINDS); None: the scenario's
     response_delay: float | None = None  # seconds per HTTP reply; None: the scenario's
+    # Verbatim replacements in the step documents (vars.sim_raw; see fleet_ecs.sim.raw).
+    raw: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def listening(self) -> bool:
@@ -90,7 +94,10 @@ class SimHost:
 
 
 def build_hosts(specs: list[HostSpec]) -> list[SimHost]:
-    """Simulated hosts for inventory hosts; ``vars`` may set scenario, sim_delay, sim_capture_kb."""
+    """Simulated hosts for inventory hosts.
+
+    ``vars`` may set scenario, sim_delay, sim_capture_kb and sim_raw (``fleet_ecs.sim.raw``).
+    """
     hosts = []
     for spec in specs:
         name = str(spec.vars.get("scenario", "healthy"))
@@ -115,6 +122,7 @@ def build_hosts(specs: list[HostSpec]) -> list[SimHost]:
                 delay=delay,
                 capture_kb=_number(spec, "sim_capture_kb", int),
                 response_delay=reply_delay,
+                raw=check_raw(spec.name, spec.vars.get("sim_raw")),
             )
         )
     return hosts
@@ -379,7 +387,7 @@ class SimulatedFleet:
         capture = DEFAULT_CAPTURE_BYTES if host.capture_kb is None else host.capture_kb * 1024
 
         def context(login: str) -> HostContext:
-            return HostContext(profile, scenario, state, login, capture)
+            return HostContext(profile, scenario, state, login, capture, host.raw)
 
         delay = scenario.delay if host.delay is None else host.delay
         fault = scenario.fault

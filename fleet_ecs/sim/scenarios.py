@@ -6,7 +6,14 @@ into the step's JSON document (a dict merges key by key; any other value, ``None
 included, replaces). Strings in overrides may name ``${host}`` (the ECS host name the probe
 was given), ``${ip}`` (the first address that name resolves to), ``${mpcmdrun}`` (the MpCmdRun
 path the ecs step was given), ``${temp}`` (the login's temp folder) and ``${timeout_ms}`` (the
-probe's network timeout in ms); ``string.Template`` fills them in.
+probe's network timeout in ms); ``string.Template`` fills them in. An override value may also
+be a callable of those values (``ips`` is the list of addresses the name resolved to, ``lang``
+the host's display language), for per-address lists such as ``tcp_all``, and ``Replace(x)``
+replaces a mapping outright instead of merging into it (response headers). ``alternates``
+gives the overrides of each extra URL the alternates step checks; by default they are the
+probe's own target overrides, because a DNS filter or a firewall meets every Microsoft
+endpoint alike. ``language`` localizes every text Windows localizes (``sim.localized``);
+``server``, ``onboarded_geo`` and ``capture`` shape the host, its OnboardedInfo and netsh trace.
 
 Beyond the endpoint's documents, a scenario may describe WinRM itself: which auth methods
 the listener offers (``auth_methods``), an HTTPS certificate (``tls``), a misbehaviour of the
@@ -22,7 +29,7 @@ controller should reach, for tests. ``DEMO_ORDER`` fixes which scenario demo hos
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +40,14 @@ from fleet_ecs.sim import windows_text as wt
 logger = logging.getLogger(__name__)
 
 Overrides = Mapping[str, Any]
+HOST_GEO = "host"  # Scenario.onboarded_geo: the geography of the host's own ECS URL
+
+
+@dataclass(frozen=True)
+class Replace:
+    """An override value that replaces a mapping instead of merging into it (headers)."""
+
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -70,27 +85,33 @@ class Scenario:
     facts_only: tuple[str, ...] | None = None  # the facts document keeps only these keys
     ecs: Overrides = field(default_factory=dict)
     probe: Overrides = field(default_factory=dict)
+    # The alternates step's per-target overrides; None: the probe's target overrides, since a
+    # host's situation (a DNS filter, a firewall) usually meets every Microsoft endpoint alike.
+    alternates: Overrides | None = None
+    language: str = "en"  # display language of every text Windows localizes (sim.localized)
+    server: bool = False  # the host runs Windows Server whatever its name says
+    # The OnboardedInfo geography: HOST_GEO (the host's own), another ("EU"), None (no field).
+    onboarded_geo: str | None = HOST_GEO
+    # netsh trace: None (works), "denied" (not elevated), "other-session" (someone else's runs)
+    capture: str | None = None
 
 
 _DNS_ERROR_ID = "DNS_ERROR_RCODE_NAME_ERROR,Microsoft.DnsClient.Commands.ResolveDnsName"
-PROXY_URL = "http://proxy.contoso.com:8080/"
-_PROXY_TEXT = wt.winhttp_proxy("proxy.contoso.com:8080")
-_VIA_PROXY = {
-    "winhttp_proxy": {"output": _PROXY_TEXT, "exit_code": 0},
-    "http": {"proxy": PROXY_URL},
-}
-_DIRECT_TCP_TIMES_OUT = {
-    "ok": False,
-    "elapsed_ms": 21034,
-    "error": wt.socket_timeout_message("${ip}", 443),
-    "socket_error": 10060,
-}
+PROXY = "proxy.contoso.com:8080"
+PROXY_URL = f"http://{PROXY}/"
 _NO_RESPONSE = {
     "status": None,
     "status_description": None,
-    "headers": {},
+    "headers": Replace({}),
     "body_excerpt": None,
     "cert": None,
+    "first_byte_ms": None,
+}
+_NO_MACHINE_RESPONSE = {
+    "status": None,
+    "status_text": None,
+    "headers": Replace({}),
+    "body_excerpt": None,
 }
 
 
@@ -105,6 +126,167 @@ def _merge(*layers: Overrides) -> dict[str, Any]:
                 out[key] = value
     return out
 
+
+# --- situation fragments: probe overrides, composed below -------------------------------------
+# Values may be callables of the step's placeholder values (``ips``: the addresses DNS gave,
+# ``lang``: the host's display language); they are called when the document is built.
+
+def _via_winhttp_proxy(lang: str, proxy: str = PROXY, user_proxy: str | None = PROXY_URL) -> dict:
+    """``netsh winhttp`` names ``proxy``; the machine path goes through it, the admin's
+    HttpWebRequest through ``user_proxy`` (the WinRM user's Internet Options proxy)."""
+    return {
+        "winhttp_proxy": {"output": wt.winhttp_proxy(proxy, lang=lang), "exit_code": 0},
+        "machine": {"proxy": None, "proxy_source": "winhttp-default"},
+        "http": {"proxy": user_proxy},
+    }
+
+
+def _tcp_failures(wsa: int, elapsed: int, message: Callable[[str], str]) -> Callable:
+    def build(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [{"address": ip, "port": 443, "ok": False, "elapsed_ms": elapsed + i * 3,
+                 "error": message(ip), "socket_error": wsa}
+                for i, ip in enumerate(values["ips"][:4])]
+    return build
+
+
+def _first(build: Callable) -> Callable:
+    def first(values: Mapping[str, Any]) -> dict[str, Any]:
+        entries = build(values)
+        return entries[0] if entries else {"address": None, "port": 443, "ok": False,
+                                           "elapsed_ms": None, "error": None,
+                                           "socket_error": None}
+    return first
+
+
+def _no_direct_tcp(lang: str) -> dict[str, Any]:
+    """Every address times out (WSAETIMEDOUT after Windows' ~21 s): no TCP, so no handshake."""
+    build = _tcp_failures(10060, 21034, lambda ip: wt.socket_timeout_message(ip, 443, lang))
+    return {"tcp": _first(build), "tcp_all": build, "tls": None}
+
+
+def _machine_error(code: int, lang: str, elapsed: int | str) -> dict[str, Any]:
+    return {"machine": _merge(_NO_MACHINE_RESPONSE, {
+        "elapsed_ms": elapsed, "error_code": code,
+        "error_message": wt.winhttp_message(code, lang),
+    })}
+
+
+def _machine_status(status: int, text: str, headers: Mapping[str, str], body: str,
+                    elapsed: int) -> dict[str, Any]:
+    return {"machine": {"status": status, "status_text": text, "headers": Replace(dict(headers)),
+                        "body_excerpt": body, "elapsed_ms": elapsed, "error_code": None,
+                        "error_message": None}}
+
+
+def _admin_error(status: str, message: str, elapsed: int | str,
+                 inner: list[str] | None = None) -> dict[str, Any]:
+    return {"http": _merge(_NO_RESPONSE, {
+        "elapsed_ms": elapsed, "error_status": status, "error_message": message,
+        "inner_errors": inner or [],
+    })}
+
+
+def _chain_fields(issuer: str, root: str, root_thumbprint: str) -> tuple[dict, dict]:
+    """(tls.cert, http.cert) overrides for a chain ``CN=<host>`` <- ``issuer`` <- ``root``."""
+    tls_cert = {
+        "issuer": issuer,
+        "thumbprint": wt.hex_id("inspected-leaf"),
+        "not_before": "2025-06-13T00:00:00Z",
+        "not_after": "2025-07-13T00:00:00Z",
+        "chain": [
+            {"subject": "CN=${host}", "thumbprint": wt.hex_id("inspected-leaf")},
+            {"subject": issuer, "thumbprint": wt.hex_id("inspection-issuer", issuer)},
+            {"subject": root, "thumbprint": root_thumbprint},
+        ],
+    }
+    http_cert = {
+        "issuer": issuer,
+        "thumbprint": wt.hex_id("inspected-leaf"),
+        "not_before": "2025-06-13T00:00:00Z",
+        "not_after": "2025-07-13T00:00:00Z",
+        "chain": ["CN=${host}", issuer, root],
+    }
+    return tls_cert, http_cert
+
+
+def _dns_nxdomain(lang: str) -> dict[str, Any]:
+    return {
+        "dns": {
+            "elapsed_ms": 31,
+            "records": [],
+            "error": wt.dns_name_error("${host}", lang),
+            "error_id": _DNS_ERROR_ID,
+            "native_code": 9003,
+        },
+        **_machine_error(12007, lang, 2204),
+        **_admin_error("NameResolutionFailure", wt.name_unresolved_message("${host}", lang),
+                       2270),
+    }
+
+
+def _proxy_auth(lang: str) -> dict[str, Any]:
+    headers = {
+        "Proxy-Authenticate": 'Negotiate, NTLM, Basic realm="Contoso Web Proxy"',
+        "Proxy-Connection": "close",
+        "Content-Type": "text/html",
+        "Content-Length": "0",
+    }
+    return _merge(
+        _via_winhttp_proxy(lang),
+        _no_direct_tcp(lang),
+        # WinHttpRequest without credentials hands the proxy's 407 back as the status.
+        _machine_status(407, "Proxy Authentication Required", headers, "", 81),
+        {"http": _merge(_NO_RESPONSE, {
+            "elapsed_ms": 88,
+            "status": 407,
+            "status_description": "Proxy Authentication Required",
+            "headers": Replace(headers),
+            "body_excerpt": "",
+            "error_status": "ProtocolError",
+            "error_message": wt.proxy_auth_message(lang),
+            "first_byte_ms": 86,
+        })},
+    )
+
+
+def _direct_tcp_blocked(lang: str) -> dict[str, Any]:
+    """No proxy anywhere and outbound 443 silently dropped."""
+    return _merge(
+        _no_direct_tcp(lang),
+        # The probe gives WinHTTP the same timeout as everything else: it gives up first.
+        _machine_error(12002, lang, "${timeout_ms}"),
+        _admin_error("ConnectFailure", wt.connect_failure_message(lang), 21047,
+                     [wt.socket_timeout_message("${ip}", 443, lang)]),
+    )
+
+
+def _contoso_inspection(lang: str) -> dict[str, Any]:
+    tls_cert, http_cert = _chain_fields(wt.CONTOSO_ISSUER, wt.CONTOSO_ROOT,
+                                        wt.CONTOSO_ROOT_THUMBPRINT)
+    return _merge(_via_winhttp_proxy(lang), {
+        # A transparent gateway re-signs direct 443 too, so the direct handshake sees it.
+        "tls": {"cert": tls_cert},
+        "http": {"headers": {"Via": "1.1 proxy.contoso.com (Contoso Web Gateway)"},
+                 "cert": http_cert},
+    })
+
+
+_USER_PROXY_IP = "198.51.100.77"
+_USER_PROXY_URL = "http://userproxy.contoso.com:3128/"
+_OLD_PROXY = "proxy-old.contoso.com:8080"
+# TcpClient to a sinkhole answer of 0.0.0.0 fails at once with WSAEADDRNOTAVAIL.
+_SINKHOLE_TCP = _tcp_failures(10049, 1, lambda ip: wt.socket_address_invalid_message(ip, 443))
+_TLS_RESET = "Authentication failed because the remote party has closed the transport stream."
+_BLOCK_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "Connection": "close",
+}
+_UNAVAILABLE_HEADERS = {"Content-Type": "text/html", "Retry-After": "120"}
+_UNAVAILABLE_BODY = (
+    "<h2>Our services aren't available right now</h2>"
+    "<p>We're working to restore all services as soon as possible. Please check back soon.</p>"
+)
 
 _ALL = (
     Scenario("healthy", "Defender reaches ECS directly", Category.OK, Status.OK),
@@ -186,161 +368,100 @@ _ALL = (
             "output": wt.mpcmdrun_unknown_option("${temp}"),
             "elapsed_ms": 412,
         },
+        # An onboarding package without a geography: nothing to fall back on.
+        onboarded_geo=None,
     ),
     Scenario(
         "dns-filter-nxdomain",
         "the DNS filter answers NXDOMAIN for the ECS name",
         Category.DNS_FAILURE,
         Status.FAIL,
-        probe={
-            "dns": {
-                "elapsed_ms": 31,
-                "records": [],
-                "error": wt.dns_name_error("${host}"),
-                "error_id": _DNS_ERROR_ID,
-                "native_code": 9003,
-            },
-            "tcp": {"address": None, "ok": False, "elapsed_ms": None, "error": None,
-                    "socket_error": None},
-            "http": _merge(_NO_RESPONSE, {
-                "elapsed_ms": 2270,
-                "error_status": "NameResolutionFailure",
-                "error_message": "The remote name could not be resolved: '${host}'",
-                "inner_errors": [],
-            }),
-        },
+        probe=_dns_nxdomain("en"),
     ),
     Scenario(
         "proxy-requires-authentication",
         "egress only through a proxy that demands user authentication",
         Category.PROXY_AUTH_REQUIRED,
         Status.FAIL,
-        probe=_merge(_VIA_PROXY, {
-            "tcp": _DIRECT_TCP_TIMES_OUT,
-            "http": _merge(_NO_RESPONSE, {
-                "elapsed_ms": 88,
-                "status": 407,
-                "status_description": "Proxy Authentication Required",
-                "headers": {
-                    "Proxy-Authenticate": 'Negotiate, NTLM, Basic realm="Contoso Web Proxy"',
-                    "Proxy-Connection": "close",
-                    "Content-Type": "text/html",
-                    "Content-Length": "0",
-                },
-                "body_excerpt": "",
-                "error_status": "ProtocolError",
-                "error_message": (
-                    "The remote server returned an error: (407) Proxy Authentication Required."
-                ),
-            }),
-        }),
+        probe=_proxy_auth("en"),
     ),
     Scenario(
         "firewall-drops-443",
         "a firewall silently drops outbound 443 and there is no proxy",
         Category.TCP_BLOCKED,
         Status.FAIL,
-        probe={
-            "tcp": _DIRECT_TCP_TIMES_OUT,
-            "http": _merge(_NO_RESPONSE, {
-                "elapsed_ms": 21047,
-                "error_status": "ConnectFailure",
-                "error_message": "Unable to connect to the remote server",
-                "inner_errors": [wt.socket_timeout_message("${ip}", 443)],
-            }),
-        },
+        probe=_direct_tcp_blocked("en"),
     ),
     Scenario(
         "ecs-not-answering",
         "the ECS front end accepts the connection but never answers",
         Category.ECS_TIMEOUT,
         Status.FAIL,
-        probe={
-            "http": _merge(_NO_RESPONSE, {
-                "elapsed_ms": "${timeout_ms}",
-                "error_status": "Timeout",
-                "error_message": "The operation has timed out",
-                "inner_errors": [],
-            }),
-        },
+        # TCP and the handshake succeed over Microsoft's chain; no request gets an answer.
+        probe=_merge(
+            _machine_error(12002, "en", "${timeout_ms}"),
+            _admin_error("Timeout", "The operation has timed out", "${timeout_ms}"),
+        ),
     ),
     Scenario(
         "trusted-tls-inspection",
         "a proxy re-signs TLS with a corporate CA the host trusts",
         Category.TLS_INTERCEPTED,
         Status.FAIL,
-        probe=_merge(_VIA_PROXY, {
-            "http": {
-                "headers": {"Via": "1.1 proxy.contoso.com (Contoso Web Gateway)"},
-                "cert": {
-                    "issuer": "CN=Contoso Outbound Inspection CA, O=Contoso Ltd",
-                    "chain": [
-                        "CN=${host}",
-                        "CN=Contoso Outbound Inspection CA, O=Contoso Ltd",
-                        "CN=Contoso Root CA 2021, O=Contoso Ltd",
-                    ],
-                    "not_before": "2025-06-13T00:00:00Z",
-                    "not_after": "2025-07-13T00:00:00Z",
-                },
-            },
-        }),
+        probe=_contoso_inspection("en"),
     ),
     Scenario(
         "tls-handshake-reset",
         "the TLS handshake is reset before a certificate arrives",
         Category.TLS_FAILURE,
         Status.FAIL,
-        probe={
-            "http": _merge(_NO_RESPONSE, {
-                "elapsed_ms": 143,
-                "error_status": "SecureChannelFailure",
-                "error_message": (
-                    "The request was aborted: Could not create SSL/TLS secure channel."
-                ),
-                "inner_errors": [],
-            }),
-        },
+        probe=_merge(
+            {"tls": {"ok": False, "protocol": None, "elapsed_ms": 141, "cert": None,
+                     "error": _TLS_RESET}},
+            _machine_error(12175, "en", 139),
+            _admin_error("SecureChannelFailure",
+                         "The request was aborted: Could not create SSL/TLS secure channel.", 143),
+        ),
     ),
     Scenario(
         "proxy-block-page",
         "the proxy refuses the ECS site with its block page",
         Category.HTTP_ERROR,
         Status.FAIL,
-        probe=_merge(_VIA_PROXY, {
-            "http": _merge(_NO_RESPONSE, {
+        probe=_merge(
+            _via_winhttp_proxy("en"),
+            _no_direct_tcp("en"),
+            # The proxy refuses the CONNECT itself: no certificate ever arrives.
+            _machine_status(403, "Forbidden", _BLOCK_HEADERS, wt.proxy_block_page("${host}"), 61),
+            {"http": _merge(_NO_RESPONSE, {
                 "elapsed_ms": 64,
                 "status": 403,
                 "status_description": "Forbidden",
-                "headers": {
-                    "Content-Type": "text/html; charset=utf-8",
-                    "Cache-Control": "no-cache",
-                    "Connection": "close",
-                },
+                "headers": Replace(_BLOCK_HEADERS),
                 "body_excerpt": wt.proxy_block_page("${host}"),
                 "error_status": "ProtocolError",
                 "error_message": "The remote server returned an error: (403) Forbidden.",
-            }),
-        }),
+                "first_byte_ms": 62,
+            })},
+        ),
     ),
     Scenario(
         "ecs-service-error",
         "ECS is reached over Microsoft's chain but answers 503",
         Category.HTTP_ERROR,
         Status.WARN,
-        probe={
-            "http": {
+        probe=_merge(
+            _machine_status(503, "Service Unavailable", _UNAVAILABLE_HEADERS,
+                            _UNAVAILABLE_BODY, 233),
+            {"http": {
                 "status": 503,
                 "status_description": "Service Unavailable",
-                "headers": {"Content-Type": "text/html", "Retry-After": "120"},
-                "body_excerpt": (
-                    "<h2>Our services aren't available right now</h2>"
-                    "<p>We're working to restore all services as soon as possible. "
-                    "Please check back soon.</p>"
-                ),
+                "headers": Replace(_UNAVAILABLE_HEADERS),
+                "body_excerpt": _UNAVAILABLE_BODY,
                 "error_status": "ProtocolError",
                 "error_message": "The remote server returned an error: (503) Server Unavailable.",
-            },
-        },
+            }},
+        ),
     ),
     Scenario(
         "slow-endpoint",
@@ -487,6 +608,201 @@ _ALL = (
         Status.FAIL,
         fault="proxy-page",
     ),
+    # Defender's own state: a network check cannot tell these apart from a blocked network.
+    Scenario(
+        "defender-service-stopped",
+        "the Microsoft Defender Antivirus service is stopped",
+        Category.DEFENDER_NOT_ACTIVE,
+        Status.FAIL,
+        facts={
+            "windefend_service": "Stopped",
+            "mp_status": {"AMRunningMode": "Not running", "RealTimeProtectionEnabled": False},
+        },
+        ecs={"exit_code": 2147550906, "output": wt.mpcmdrun_service_stopped("${temp}")},
+    ),
+    Scenario(
+        "passive-mode-ecs-reachable",
+        "Defender is in passive mode beside another antivirus; ECS is reachable",
+        Category.OK,
+        Status.WARN,
+        facts={
+            "mp_status": {"AMRunningMode": "Passive Mode"},
+            "defender_policy": {"ForceDefenderPassiveMode": 1},
+        },
+    ),
+    Scenario(
+        "edr-block-mode-normal",
+        "EDR in block mode with no passive-mode setting: Defender runs normally",
+        Category.OK,
+        Status.OK,
+        facts={"mp_status": {"AMRunningMode": "EDR Block Mode"}},
+    ),
+    Scenario(
+        "core-service-stopped",
+        "the Microsoft Defender Core service (MDCoreSvc) is stopped",
+        Category.CORE_SERVICE_STOPPED,
+        Status.FAIL,
+        facts={"mdcoresvc_service": "Stopped"},
+    ),
+    Scenario(
+        "ecs-disabled-by-policy",
+        "a policy sets DisableCoreServiceECSIntegration: ECS is off on purpose",
+        Category.ECS_DISABLED_BY_POLICY,
+        Status.FAIL,
+        facts={"defender_policy": {"DisableCoreServiceECSIntegration": 1}},
+    ),
+    Scenario(
+        "not-onboarded",
+        "the device was never onboarded to Defender for Endpoint",
+        Category.NOT_ONBOARDED,
+        Status.FAIL,
+        facts={"onboarding_state": 0, "sense_service": "Stopped", "onboarded_info": None},
+    ),
+    Scenario(
+        "platform-before-core-service",
+        "a server still on platform 4.18.24090.11, before servers got the Core service",
+        Category.PLATFORM_TOO_OLD,
+        Status.FAIL,
+        server=True,
+        facts={
+            "defender_install_location": f"{wt.PLATFORM_ROOT}\\4.18.24090.11-0\\",
+            "platform_folders": ["4.18.2201.10-0", "4.18.2201.9-0", "4.18.2304.8-0",
+                                 "4.18.24090.11-0"],
+            "mdcoresvc_service": None,
+            "mp_status": {"AMProductVersion": "4.18.24090.11",
+                          "AMServiceVersion": "4.18.24090.11",
+                          "AMEngineVersion": "1.1.24090.11"},
+        },
+        ecs={
+            "exit_code": 2147942487,
+            "output": wt.mpcmdrun_unknown_option("${temp}"),
+            "elapsed_ms": 398,
+        },
+    ),
+    Scenario(
+        "ecs-switch-unknown-geo-known",
+        "MpCmdRun predates -DisplayECSConnection, but the onboarding names the EU geography",
+        Category.OK,
+        Status.WARN,
+        onboarded_geo="EU",
+        ecs={
+            "exit_code": 2147942487,
+            "output": wt.mpcmdrun_unknown_option("${temp}"),
+            "elapsed_ms": 405,
+        },
+    ),
+    # The network, as seen by each mechanism.
+    Scenario(
+        "dns-sinkhole",
+        "the DNS filter answers 0.0.0.0 for Microsoft's names",
+        Category.DNS_SINKHOLED,
+        Status.FAIL,
+        probe=_merge(
+            {"dns": {"elapsed_ms": 9, "records": [
+                {"Name": "${host}", "Type": "A", "TTL": 10, "IPAddress": "0.0.0.0"}]}},
+            {"tcp": _first(_SINKHOLE_TCP), "tcp_all": _SINKHOLE_TCP, "tls": None},
+            _machine_error(12029, "en", 4),
+            _admin_error("ConnectFailure", wt.connect_failure_message("en"), 6,
+                         [wt.socket_address_invalid_message("0.0.0.0", 443)]),
+        ),
+    ),
+    Scenario(
+        "firewall-answers-443",
+        "a firewall completes TCP on 443 itself and resets the TLS handshake",
+        Category.TLS_FAILURE,
+        Status.FAIL,
+        probe=_merge(
+            {"tls": {"ok": False, "protocol": None, "elapsed_ms": 12, "cert": None,
+                     "error": _TLS_RESET}},
+            _machine_error(12175, "en", 15),
+            _admin_error("SendFailure", "The underlying connection was closed: An unexpected "
+                         "error occurred on a send.", 17, [_TLS_RESET]),
+        ),
+    ),
+    Scenario(
+        "regional-endpoint-blocked",
+        "the firewall blocks the regional mdav endpoint; ecs.office.com is allowed",
+        Category.ECS_PARTIALLY_BLOCKED,
+        Status.FAIL,
+        probe=_direct_tcp_blocked("en"),
+        alternates={},  # every other endpoint answers 200 over Microsoft's chain
+    ),
+    Scenario(
+        "user-proxy-only",
+        "the WinRM user's Internet Options proxy is down; WinHTTP goes direct and works",
+        Category.PROXY_PATH_MISMATCH,
+        Status.WARN,
+        probe=_merge(
+            {"http": {"proxy": _USER_PROXY_URL}},
+            _admin_error("ConnectFailure", wt.connect_failure_message("en"), 1012,
+                         [wt.socket_refused_message(_USER_PROXY_IP, 3128)]),
+        ),
+    ),
+    Scenario(
+        "winhttp-proxy-blocks-system",
+        "the WinHTTP proxy (machine path) refuses connections; the user's proxy works",
+        Category.PROXY_PATH_MISMATCH,
+        Status.FAIL,
+        probe=_merge(
+            _via_winhttp_proxy("en", proxy=_OLD_PROXY, user_proxy=PROXY_URL),
+            _no_direct_tcp("en"),
+            _machine_error(12029, "en", 1031),
+        ),
+    ),
+    Scenario(
+        "not-elevated-for-capture",
+        "the scan's token is not elevated: netsh trace refuses to start",
+        Category.PROBE_INCOMPLETE,
+        Status.FAIL,
+        facts={"is_elevated": False},
+        capture="denied",
+    ),
+    Scenario(
+        "someone-elses-trace-running",
+        "an administrator's own netsh trace is running; the probe leaves it alone",
+        Category.OK,
+        Status.WARN,  # the diagnosis reports the other session as a warn finding
+        capture="other-session",
+    ),
+    # Localized Windows: the same situations, every localizable text in another language.
+    Scenario(
+        "german-windows-healthy",
+        "a healthy German Windows host",
+        Category.OK,
+        Status.OK,
+        language="de",
+    ),
+    Scenario(
+        "french-windows-proxy-auth",
+        "a French Windows host behind a proxy that demands authentication",
+        Category.PROXY_AUTH_REQUIRED,
+        Status.FAIL,
+        language="fr",
+        probe=_proxy_auth("fr"),
+    ),
+    Scenario(
+        "spanish-windows-dns-failure",
+        "a Spanish Windows host whose DNS filter answers NXDOMAIN",
+        Category.DNS_FAILURE,
+        Status.FAIL,
+        language="es",
+        probe=_dns_nxdomain("es"),
+    ),
+    Scenario(
+        "japanese-windows-healthy",
+        "a healthy Japanese Windows host",
+        Category.OK,
+        Status.OK,
+        language="ja",
+    ),
+    Scenario(
+        "chinese-windows-direct-tcp-blocked",
+        "a Chinese Windows host with no proxy and outbound 443 dropped",
+        Category.TCP_BLOCKED,
+        Status.FAIL,
+        language="zh",
+        probe=_direct_tcp_blocked("zh"),
+    ),
 )
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
@@ -529,6 +845,28 @@ DEMO_ORDER: list[str] = [
     "session-configuration-missing",
     "auth-method-not-offered",
     "proxy-error-page",
+    # Defender's state, the network per mechanism, the capture (issue 4).
+    "defender-service-stopped",
+    "passive-mode-ecs-reachable",
+    "edr-block-mode-normal",
+    "core-service-stopped",
+    "ecs-disabled-by-policy",
+    "not-onboarded",
+    "platform-before-core-service",
+    "ecs-switch-unknown-geo-known",
+    "dns-sinkhole",
+    "firewall-answers-443",
+    "regional-endpoint-blocked",
+    "user-proxy-only",
+    "winhttp-proxy-blocks-system",
+    "not-elevated-for-capture",
+    "someone-elses-trace-running",
+    # Localized Windows.
+    "german-windows-healthy",
+    "french-windows-proxy-auth",
+    "spanish-windows-dns-failure",
+    "japanese-windows-healthy",
+    "chinese-windows-direct-tcp-blocked",
 ]
 
 

@@ -7,21 +7,34 @@ or commonly seen; ``mpcmdrun_ecs_output`` is invented because Microsoft document
 ``MpCmdRun -DisplayECSConnection`` (see mde-ecs-facts.md §1.1): only its ``ECS Url:`` line is
 known.
 
+Localizable wordings live in ``fleet_ecs.sim.localized``; the functions here take a ``lang``.
+``onboarded_info`` follows the shape of public onboarding packages with invented contents.
+
 Addresses inside simulated output come from the documentation ranges 198.51.100.0/24 and
 203.0.113.0/24 only.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from fleet_ecs.sim.localized import texts
 
 logger = logging.getLogger(__name__)
 
 GEOS = ("us", "eu", "uk", "au")
 MS_LEAF_ISSUER = "CN=Microsoft Azure RSA TLS Issuing CA 04, O=Microsoft Corporation, C=US"
 MS_ROOT = "CN=DigiCert Global Root G2, OU=www.digicert.com, O=DigiCert Inc, C=US"
+# SHA-1 thumbprints as .NET prints them. The root's is DigiCert Global Root G2's real one (one of
+# the Microsoft public roots the diagnosis recognises); the issuing CA's is invented.
+MS_ROOT_THUMBPRINT = "DF3C24F9BFD666761B268073FE06D1CC8D4F82A4"
+CONTOSO_ISSUER = "CN=Contoso Outbound Inspection CA, O=Contoso Ltd"
+CONTOSO_ROOT = "CN=Contoso Root CA 2021, O=Contoso Ltd"
+CONTOSO_ROOT_THUMBPRINT = "5C2A0E8B1F7D4A39C6E0B2D8F1A47E3C9B05D61A"  # invented
 MS_SIGNER = "CN=Microsoft Windows Publisher, O=Microsoft Corporation, L=Redmond, S=Washington, C=US"
 CURRENT_PLATFORM = "4.18.25050.5-0"
 ENGINE_VERSION = "1.1.25050.6"
@@ -117,6 +130,23 @@ class HostProfile:
         prefix = "198.51.100" if index % 2 == 0 else "203.0.113"
         return f"{prefix}.{octet}"
 
+    def addresses(self, name: str, count: int = 2) -> list[str]:
+        """The addresses ``name`` resolves to from this host (documentation ranges only).
+
+        The profile's own ECS name keeps ``ip(i)``; any other name gets addresses of its own.
+        """
+        if name.lower() == self.ecs_host:
+            return [self.ip(i) for i in range(count)]
+        digest = _digest(self.host_name, name.lower())
+        prefixes = ("198.51.100", "203.0.113")
+        return [f"{prefixes[i % 2]}.{10 + digest[i] % 200}" for i in range(count)]
+
+    def as_server(self) -> HostProfile:
+        """The same host, running a Windows Server release (for server-only scenarios)."""
+        if self.is_server:
+            return self
+        return replace(self, os=_SERVERS[self.seed[0] % len(_SERVERS)])
+
     def process_id(self, counter: int) -> int:
         return 1000 + (int.from_bytes(self.seed[4:6], "big") + counter * 148) % 7000
 
@@ -132,62 +162,69 @@ def profile_for(host_name: str) -> HostProfile:
 
 # --- netsh ---------------------------------------------------------------------------------
 
-def winhttp_direct() -> str:
-    return "\r\nCurrent WinHTTP proxy settings:\r\n\r\n    Direct access (no proxy server).\r\n\r\n"
+def winhttp_direct(lang: str = "en") -> str:
+    t = texts(lang)
+    return f"\r\n{t.winhttp_header}\r\n\r\n    {t.winhttp_direct}\r\n\r\n"
 
 
-def winhttp_proxy(server: str, bypass: str = "<local>") -> str:
+def winhttp_proxy(server: str, bypass: str = "<local>", lang: str = "en") -> str:
+    t = texts(lang)
     return (
-        "\r\nCurrent WinHTTP proxy settings:\r\n\r\n"
-        f"    Proxy Server(s) :  {server}\r\n"
-        f"    Bypass List     :  {bypass}\r\n\r\n"
+        f"\r\n{t.winhttp_header}\r\n\r\n"
+        f"    {t.winhttp_server_label}{server}\r\n"
+        f"    {t.winhttp_bypass_label}{bypass or t.winhttp_none}\r\n\r\n"
     )
 
 
-def trace_status_none() -> str:
-    return "There is no trace session currently in progress.\r\n"
+def trace_status_none(lang: str = "en") -> str:
+    return texts(lang).trace_none + "\r\n"
 
 
-def trace_status_running(session: str, path: str, max_mb: int) -> str:
-    return (
-        "\r\nTrace configuration:\r\n"
-        "-------------------------------------------------------------------\r\n"
-        "Status:             Running\r\n"
-        f"Trace File:         {path}\r\n"
-        "Append:             Off\r\n"
-        "Circular:           On\r\n"
-        f"Max Size:           {max_mb} MB\r\n"
-        "Report:             Disabled\r\n"
+def trace_status_running(session: str, path: str, max_mb: int, lang: str = "en") -> str:
+    t = texts(lang)
+    status, trace_file, append, circular, max_size, report = t.trace_labels
+    rows = (
+        (status, t.trace_running), (trace_file, path), (append, t.trace_off),
+        (circular, t.trace_on), (max_size, f"{max_mb} MB"), (report, t.trace_disabled),
     )
+    # netsh pads the labels into a 20-character column; longer (localized) labels get one space.
+    lines = "".join(f"{label.ljust(19)} {value}\r\n" for label, value in rows)
+    return f"\r\n{t.trace_config}\r\n{'-' * 67}\r\n{lines}"
 
 
-def trace_start(session: str, path: str, max_mb: int) -> str:
-    return trace_status_running(session, path, max_mb) + "\r\n"
+def trace_start(session: str, path: str, max_mb: int, lang: str = "en") -> str:
+    return trace_status_running(session, path, max_mb, lang) + "\r\n"
 
 
-def trace_stop(path: str) -> str:
+def trace_stop(path: str, lang: str = "en") -> str:
     # report=disabled correlation=disabled: no cab, only the merge step (mde-ecs-facts.md §6).
-    return (
-        "Merging traces ... done\r\n"
-        f"File location = {path}\r\n"
-        "Tracing session was successfully stopped.\r\n"
-    )
+    t = texts(lang)
+    location = t.trace_location.format(path=path)
+    return f"{t.trace_merging}\r\n{location}\r\n{t.trace_stopped}\r\n"
+
+
+def elevation_required(lang: str = "en") -> str:
+    return texts(lang).elevation_required + "\r\n"
 
 
 # --- MpCmdRun and signatures ---------------------------------------------------------------
 
-def mpcmdrun_ecs_output(profile: HostProfile) -> str:
+def mpcmdrun_ecs_output(profile: HostProfile, lang: str = "en") -> str:
     # Invented layout around the one known line, "ECS Url: <base>"; see the module docstring.
-    return (
-        "ECS connection information for Microsoft Defender Core service:\r\n"
-        f"ECS Url: {profile.ecs_base_url}\r\n"
-        "ECS connection status: Connected\r\n"
-    )
+    t = texts(lang)
+    return f"{t.mpcmdrun_header}\r\nECS Url: {profile.ecs_base_url}\r\n{t.mpcmdrun_status}\r\n"
 
 
 def mpcmdrun_unknown_option(temp_dir: str) -> str:
     log = f"{temp_dir}\\MpCmdRun.log"
     return f"CmdTool: Failed with hr = 0x80070057. Check {log} for more information"
+
+
+def mpcmdrun_service_stopped(temp_dir: str) -> str:
+    # 0x800106BA: the Defender service is not running (mde-ecs-facts.md §1.2); same CmdTool
+    # shape as the unknown-option failure, which is the one seen in the field.
+    log = f"{temp_dir}\\MpCmdRun.log"
+    return f"CmdTool: Failed with hr = 0x800106BA. Check {log} for more information"
 
 
 def signature_valid_message() -> str:
@@ -211,18 +248,85 @@ def mp_status_missing_error() -> str:
     )
 
 
-# --- .NET / DnsClient error texts ----------------------------------------------------------
+def onboarded_info(profile: HostProfile, geo: str | None) -> str:
+    """The raw ``OnboardedInfo`` registry string: a signed envelope whose ``body`` is JSON text.
 
-def dns_name_error(host: str) -> str:
-    return f"{host} : DNS name does not exist"
+    The shape (an escaped JSON ``body`` beside ``sig``/``sha256sig``/``cert``/``chain``) is the
+    one public onboarding packages carry; ids, signatures and the certificate are invented.
+    ``geo`` None gives a body without any geography field, as older packages had.
+    """
+    org = hex_id(profile.host_name, "org", length=32).lower()
+    org_id = f"{org[:8]}-{org[8:12]}-{org[12:16]}-{org[16:20]}-{org[20:]}"
+    body: dict[str, object] = {"previousOrgIds": [], "orgId": org_id}
+    if geo is not None:
+        dc = _DATACENTERS.get(geo.upper(), "CentralUs3")
+        region = geo.lower()
+        body |= {
+            "geoLocationUrl": f"https://edr-{_DC_SHORT.get(dc, 'cus3')}.{region}"
+                              ".endpoint.security.microsoft.com/edr/",
+            "datacenter": dc,
+            "vortexGeoLocation": geo.upper(),
+            "vortexServerUrl": f"https://{region}-v20.events.endpoint.security.microsoft.com"
+                               "/OneCollector/1.0",
+            "vortexTicketUrl": "https://events.data.microsoft.com",
+            "partnerGeoLocation": f"GW_{geo.upper()}",
+            "version": "1.7",
+        }
+    else:
+        body["version"] = "1.2"
+    envelope = {
+        "body": json.dumps(body, separators=(",", ":")),
+        "sig": _b64(profile.host_name, "sig", 344),
+        "sha256sig": _b64(profile.host_name, "sha256sig", 344),
+        "cert": _b64("onboarding-cert", "cert", 1200),
+        "chain": [_b64("onboarding-chain", "0", 900)],
+    }
+    return json.dumps(envelope, separators=(",", ":"))
 
 
-def socket_timeout_message(ip: str, port: int) -> str:
-    return (
-        "A connection attempt failed because the connected party did not properly respond after "
-        "a period of time, or established connection failed because connected host has failed "
-        f"to respond {ip}:{port}"
-    )
+_DATACENTERS = {"US": "CentralUs3", "EU": "WestEurope3", "UK": "UkSouth3", "AU": "AustraliaEast"}
+_DC_SHORT = {"CentralUs3": "cus3", "WestEurope3": "weu3", "UkSouth3": "uks", "AustraliaEast": "aue"}
+
+
+def _b64(seed: str, kind: str, length: int) -> str:
+    raw = b"".join(_digest(seed, kind, str(i)) for i in range(length // 32 + 1))
+    return base64.b64encode(raw).decode("ascii")[:length]
+
+
+# --- .NET / DnsClient / WinHTTP error texts -------------------------------------------------
+
+def dns_name_error(host: str, lang: str = "en") -> str:
+    return texts(lang).dns_name_error.format(host=host)
+
+
+def name_unresolved_message(host: str, lang: str = "en") -> str:
+    return texts(lang).name_unresolved.format(host=host)
+
+
+def connect_failure_message(lang: str = "en") -> str:
+    return texts(lang).connect_failure
+
+
+def socket_timeout_message(ip: str, port: int, lang: str = "en") -> str:
+    return texts(lang).socket_timeout.format(ip=ip, port=port)
+
+
+def socket_refused_message(ip: str, port: int, lang: str = "en") -> str:
+    return texts(lang).socket_refused.format(ip=ip, port=port)
+
+
+def socket_address_invalid_message(ip: str, port: int) -> str:
+    # WSAEADDRNOTAVAIL (10049), what TcpClient reports for a connect to 0.0.0.0.
+    return f"The requested address is not valid in its context {ip}:{port}"
+
+
+def proxy_auth_message(lang: str = "en") -> str:
+    t = texts(lang)
+    return t.protocol_error.format(code=407, text=t.proxy_auth_text)
+
+
+def winhttp_message(code: int, lang: str = "en") -> str:
+    return texts(lang).winhttp[code]
 
 
 def proxy_block_page(host: str) -> str:

@@ -126,7 +126,7 @@ def test_precedence_first_applicable_wins():
     assert verdict_of(docs).category is Category.INSUFFICIENT_PRIVILEGE
     docs = mutate(probe__dns={"records": [], "error": "nx"}, probe__http={"status": 407})
     assert verdict_of(docs).category is Category.DNS_FAILURE
-    docs = mutate(probe__http={"status": 200, "error_status": "Timeout",
+    docs = mutate(probe__http={"error_status": "Timeout",
                                "cert": {"chain": ["CN=x", "CN=Evil Root"]}})
     assert verdict_of(docs).category is Category.ECS_TIMEOUT
 

@@ -35,6 +35,15 @@ REALISTIC: dict[str, dict[str, object]] = {
         "TimeoutSec": 20,
         "TraceSession": contract.TRACE_SESSION,
         "BodyLimit": 4096,
+        "DefenderProxy": "proxy.contoso.example:8080",
+    },
+    "alternates": {
+        "Urls": "https://mdav.eu.endpoint.security.microsoft.com/ecs/config/v1/"
+        "MicrosoftWindowsDefenderClient/1.0.0.0"
+        "|https://ecs.office.com/config/v1/MicrosoftWindowsDefenderClient/1.0.0.0",
+        "TimeoutSec": 20,
+        "BodyLimit": 2048,
+        "DefenderProxy": "",
     },
     "fetch": {
         "Path": r"C:\Windows\TEMP\fleet-ecs-20250707T114122Z-3f9c\capture.etl",
@@ -80,7 +89,20 @@ HOSTILE = {
     for step in scripts.STEP_INPUTS
 }
 
-# Contract key lists (fleet_ecs/probe/contract.py docstring), in the documented order.
+# Contract key lists (fleet_ecs/probe/contract.py docstring, schema 2), one tuple per document
+# or sub-document, in the order the templates write them.
+_TCP = ("address", "port", "ok", "elapsed_ms", "error", "socket_error")
+_DNS = ("elapsed_ms", "records", "error", "error_id", "native_code")
+_RECORD = ("Name", "Type", "TTL")
+_HTTP = ("proxy", "elapsed_ms", "status", "status_description", "headers", "body_excerpt",
+         "error_status", "error_message", "inner_errors", "cert", "tls12_available",
+         "first_byte_ms")
+_CERT = ("subject", "issuer", "thumbprint", "not_before", "not_after", "chain")
+_CHAIN_ENTRY = ("subject", "thumbprint")
+_TLS = ("mechanism", "address", "ok", "protocol", "elapsed_ms", "error", "cert")
+_MACHINE = ("mechanism", "proxy", "proxy_source", "elapsed_ms", "status", "status_text",
+            "headers", "body_excerpt", "error_code", "error_message")
+_TARGET = ("url", "host", "dns", "tcp_all", "tls", "machine", "http")
 CONTRACT_KEYS: dict[str, list[tuple[str, ...]]] = {
     "facts": [
         (
@@ -89,11 +111,17 @@ CONTRACT_KEYS: dict[str, list[tuple[str, ...]]] = {
             "product_type", "temp_dir", "defender_install_location", "platform_root",
             "platform_folders", "windefend_service", "mdcoresvc_service", "mp_status",
             "mp_status_error",
+            # schema 2
+            "is_elevated", "defender_policy", "onboarding_state", "onboarded_info",
+            "sense_service", "defender_proxy", "telemetry_proxy",
         ),
         (
             "AMProductVersion", "AMEngineVersion", "AMServiceVersion", "AMRunningMode",
             "RealTimeProtectionEnabled",
         ),
+        ("DisableCoreServiceECSIntegration", "ForceDefenderPassiveMode", "PassiveMode",
+         "DisableCoreService1DSTelemetry"),
+        ("ProxyServer", "ProxyPacUrl", "ProxyBypass"),
     ],
     "ecs": [
         ("step", "schema", "path", "exists", "signature", "ran", "exit_code", "output",
@@ -101,16 +129,18 @@ CONTRACT_KEYS: dict[str, list[tuple[str, ...]]] = {
         ("status", "status_message", "signer_subject", "signer_thumbprint"),
     ],
     "probe": [
-        ("step", "schema", "url", "host", "capture", "dns", "tcp", "winhttp_proxy", "http"),
+        ("step", "schema", "url", "host", "capture", "dns", "tcp", "winhttp_proxy", "http",
+         "tcp_all", "tls", "machine"),
         ("requested", "status_before", "status_before_exit", "stale_stopped", "started",
-         "start_output", "start_exit", "stop_output", "stop_exit", "path", "size", "sha256"),
-        ("elapsed_ms", "records", "error", "error_id", "native_code"),
-        ("Name", "Type", "TTL"),
-        ("address", "port", "ok", "elapsed_ms", "error", "socket_error"),
+         "start_output", "start_exit", "stop_output", "stop_exit", "path", "size", "sha256",
+         "other_session"),
+        _DNS, _RECORD, _TCP,
         ("output", "exit_code"),
-        ("proxy", "elapsed_ms", "status", "status_description", "headers", "body_excerpt",
-         "error_status", "error_message", "inner_errors", "cert"),
-        ("subject", "issuer", "thumbprint", "not_before", "not_after", "chain"),
+        _HTTP, _CERT, _TLS, _CHAIN_ENTRY, _MACHINE,
+    ],
+    "alternates": [
+        ("step", "schema", "targets"),
+        _TARGET, _DNS, _RECORD, _TCP, _HTTP, _CERT, _TLS, _CHAIN_ENTRY, _MACHINE,
     ],
     "fetch": [
         ("step", "schema", "path", "error"),
@@ -219,15 +249,43 @@ def test_template_uses_only_its_own_inputs(rendered, step):
     assert not re.search(r"(?m)^\$FE_", body)
 
 
+_INCLUDE_RE = re.compile(r"\{% include 'probe/_[a-z]+\.ps1\.j2' %\}")
+
+
 @pytest.mark.parametrize("step", STEPS)
 def test_templates_use_only_trusted_placeholders(step):
     """Input values cannot be interpolated: the templates only see finished, quoted pieces."""
     source = scripts.template_source(step)
     placeholders = set(re.findall(r"\{\{(.*?)\}\}", source))
+    statements = re.findall(r"\{%.*?%\}", source, re.S)
 
     assert source.splitlines()[:2] == ["{{ marker }}", "{{ inputs }}"]
     assert {p.strip() for p in placeholders} <= {"marker", "inputs", "schema", "work_dir_prefix"}
-    assert "{%" not in source and "{#" not in source
+    # The only statement allowed is including a shared fragment, alone on its line.
+    assert all(_INCLUDE_RE.fullmatch(statement) for statement in statements), statements
+    for line in source.splitlines():
+        assert "{%" not in line or _INCLUDE_RE.fullmatch(line), line
+    assert "{#" not in source
+
+
+def test_fragments_are_plain_functions_without_inputs():
+    names = scripts.fragment_names()
+
+    assert {"probe/_common.ps1.j2", "probe/_network.ps1.j2", "probe/_facts.ps1.j2",
+            "probe/_ecs.ps1.j2", "probe/_probe.ps1.j2", "probe/_alternates.ps1.j2"} <= set(names)
+    for name in names:
+        source = scripts.fragment_source(name)
+        placeholders = {p.strip() for p in re.findall(r"\{\{(.*?)\}\}", source)}
+        assert placeholders <= {"schema", "work_dir_prefix"}, name
+        assert "{%" not in source and "{#" not in source, name
+        # Fragments take their values as parameters, so the standalone script can reuse them.
+        assert "$FE_" not in source, name
+        assert source.isascii(), name
+
+
+def test_unknown_fragment_raises():
+    with pytest.raises(ValueError, match="unknown probe fragment"):
+        scripts.fragment_source("probe/facts.ps1.j2")
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -257,6 +315,86 @@ def test_output_documents_hold_the_contract_keys(rendered, step):
             literals.append(keys)
     for keys in CONTRACT_KEYS[step]:
         assert keys in literals, keys
+
+
+def test_contract_key_lists_are_the_contract_docstrings():
+    """Every key the tests expect is named in the contract, so the two cannot drift apart."""
+    doc = contract.__doc__ or ""
+    for step, tuples in CONTRACT_KEYS.items():
+        assert re.search(rf"(?m)^{step}\s", doc), step
+        for keys in tuples:
+            for key in keys:
+                assert re.search(rf"(?<![A-Za-z0-9_]){key}(?![A-Za-z0-9_])", doc), (step, key)
+
+
+def _code_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+
+
+def test_facts_reads_each_documented_registry_value():
+    text = scripts.render_step("facts", **REALISTIC["facts"])
+
+    for fragment in (
+        r"'SOFTWARE\Policies\Microsoft\Windows Defender'",
+        r"$defenderPolicies + '\Features'",
+        r"'SOFTWARE\Policies\Microsoft\Windows Advanced Threat Protection'",
+        r"'SOFTWARE\Microsoft\Windows Advanced Threat Protection'",
+        "\"$atp\\Status\" 'OnboardingState'",
+        "'TelemetryProxyServer'",
+        "OnboardedInfo",
+        "Substring(0, 4096)",
+        "RegistryView]::Registry64",
+        "'Sense'",
+        "'\"S-1-16-12288\"'",
+    ):
+        assert fragment in text, fragment
+    # Registry reads never throw on a missing key: OpenSubKey answers $null instead.
+    assert "OpenSubKey($SubKey, $false)" in text
+
+
+def test_probe_never_stops_a_trace_session_that_is_not_named_ours():
+    text = scripts.render_step("probe", **REALISTIC["probe"])
+    code = "\n".join(_code_lines(text))
+    stops = re.findall(r"@\('trace', 'stop'[^)]*\)", code)
+
+    assert stops and all("sessionname=$TraceSession" in stop for stop in stops)
+    # Someone else's session: recorded, and nothing is started.
+    assert "$capture.other_session = $true" in code
+    assert "if ($capture.other_session -ne $true) {" in code
+    # Whether a session runs is read from netsh's exit code, not from its localized words.
+    assert "if ($status.exit_code -eq 0) {" in code
+    assert "$statusText.IndexOf($TraceSession, $ignoreCase)" in code
+    assert "$statusText.IndexOf($prefix, $ignoreCase)" in code
+    assert f"$prefix = {contract.psquote(contract.WORK_DIR_PREFIX)}" in code
+
+
+@pytest.mark.parametrize("step", ["probe", "alternates"])
+def test_network_steps_share_one_set_of_checks(rendered, step):
+    text = rendered[step, "realistic"]
+    code = "\n".join(_code_lines(text))
+
+    for function in ("Resolve-FeDns", "Test-FeTcpAll", "Test-FeTls", "Invoke-FeMachine",
+                     "Invoke-FeHttp", "New-FeTarget", "Invoke-FeTargetChecks"):
+        assert code.count(f"function {function} {{") == 1, function
+    # The machine path: WinHTTP COM, Defender's proxy or the WinHTTP default, bounded.
+    assert "New-Object -ComObject 'WinHttp.WinHttpRequest.5.1'" in code
+    assert "$request.SetProxy(2, $DefenderProxy)" in code
+    assert "$request.SetProxy(0)" in code
+    assert "$request.WaitForResponse($waitSec)" in code
+    assert "(($hresult -shr 16) -band 0xFFFF) -eq 0x8007" in code
+    # The direct handshake: TLS 1.2 with SNI, synchronous (the callback needs this thread).
+    assert "$ssl.AuthenticateAsClient($HostName, $null, $tls12, $false)" in code
+    assert "BeginAuthenticateAsClient" not in code
+    assert "[Threading.WaitHandle]::WaitAny($handles, [int]$left, $false)" in code
+    assert "Select-Object -First 4" in code
+
+
+def test_steps_return_no_arrays_from_functions():
+    """A returned array turns into {value, Count} in 5.1's ConvertTo-Json; dicts only."""
+    for name in scripts.fragment_names():
+        source = scripts.fragment_source(name)
+        assert not re.search(r"return\s*,", source), name
+        assert "Write-Output -NoEnumerate" not in source, name
 
 
 def test_facts_old_powershell_branch_is_hand_built_json():

@@ -22,7 +22,7 @@ from pypsrp.wsman import WSMan, SelectorSet
 
 from fleet_ecs.errors import SimulatorError
 from fleet_ecs.models import HostSpec
-from fleet_ecs.probe.contract import STEP_MARKER, psquote
+from fleet_ecs.probe.contract import SCHEMA, STEP_MARKER, psquote
 from fleet_ecs.sim.credentials import DEMO_PASSWORD, DEMO_USERNAME
 from fleet_ecs.sim.fleet import FleetHandle, SimulatedFleet, build_hosts, demo_specs
 from fleet_ecs.sim.fleet import demo_addresses, find_free_block
@@ -35,13 +35,14 @@ FACT_KEYS = {
     "step", "schema", "ps_version", "ps_edition", "clr_version", "computer_name", "user",
     "is_admin", "os_caption", "os_version", "os_build", "os_ubr", "product_type", "temp_dir",
     "defender_install_location", "platform_root", "platform_folders", "windefend_service",
-    "mdcoresvc_service", "mp_status", "mp_status_error",
+    "mdcoresvc_service", "mp_status", "mp_status_error", "is_elevated", "defender_policy",
+    "onboarding_state", "onboarded_info", "sense_service", "defender_proxy", "telemetry_proxy",
 }
 
 
 def script(step: str, **inputs: object) -> str:
     """A minimal rendered step script: marker plus input lines (the body is irrelevant here)."""
-    lines = [STEP_MARKER.format(step=step, schema=1)]
+    lines = [STEP_MARKER.format(step=step, schema=SCHEMA)]
     lines += [f"$FE_{name} = {psquote(value)}" for name, value in inputs.items()]
     lines.append("Write-Output 'the simulator never runs this'")
     return "\n".join(lines) + "\n"

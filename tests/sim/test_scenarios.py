@@ -9,7 +9,7 @@ import pytest
 
 from fleet_ecs.errors import SimulatorError
 from fleet_ecs.models import Category, HostSpec
-from fleet_ecs.probe.contract import STEP_MARKER, psquote
+from fleet_ecs.probe.contract import SCHEMA, STEP_MARKER, psquote
 from fleet_ecs.sim import scenarios
 from fleet_ecs.sim.capture import new_capture
 from fleet_ecs.sim.credentials import DEMO_PASSWORD, DEMO_USERNAME
@@ -20,21 +20,60 @@ from fleet_ecs.sim.windows_text import PLATFORM_ROOT, profile_for
 
 ECS_HOST = "mdav.eu.endpoint.security.microsoft.com"
 WORK_DIR = "C:\\Users\\fleet-ecs-demo\\AppData\\Local\\Temp\\fleet-ecs-r1"
-PROBE_KEYS = {"step", "schema", "url", "host", "capture", "dns", "tcp", "winhttp_proxy", "http"}
-HTTP_KEYS = {"proxy", "elapsed_ms", "status", "status_description", "headers", "body_excerpt",
-             "error_status", "error_message", "inner_errors", "cert"}
+ALTERNATE_URLS = (
+    "https://ecs.office.com/config/v1/MicrosoftWindowsDefenderClient/1.0.0.0",
+    "https://mdav.us.endpoint.security.microsoft.com/ecs/config/v1/",
+)
+
+# The documents' keys, as the contract's docstring lists them (schema 2), written once here.
+FACT_KEYS = {
+    "step", "schema", "ps_version", "ps_edition", "clr_version", "computer_name", "user",
+    "is_admin", "os_caption", "os_version", "os_build", "os_ubr", "product_type", "temp_dir",
+    "defender_install_location", "platform_root", "platform_folders", "windefend_service",
+    "mdcoresvc_service", "mp_status", "mp_status_error",
+    # schema 2
+    "is_elevated", "defender_policy", "onboarding_state", "onboarded_info", "sense_service",
+    "defender_proxy", "telemetry_proxy",
+}
+MP_STATUS_KEYS = {"AMProductVersion", "AMEngineVersion", "AMServiceVersion", "AMRunningMode",
+                  "RealTimeProtectionEnabled"}
+DEFENDER_POLICY_KEYS = {"DisableCoreServiceECSIntegration", "ForceDefenderPassiveMode",
+                        "PassiveMode", "DisableCoreService1DSTelemetry"}
+DEFENDER_PROXY_KEYS = {"ProxyServer", "ProxyPacUrl", "ProxyBypass"}
 ECS_KEYS = {"step", "schema", "path", "exists", "signature", "ran", "exit_code", "output",
             "elapsed_ms"}
+PROBE_KEYS = {"step", "schema", "url", "host", "capture", "dns", "tcp", "winhttp_proxy", "http",
+              "tcp_all", "tls", "machine"}
+CAPTURE_KEYS = {"requested", "status_before", "status_before_exit", "stale_stopped", "started",
+                "start_output", "start_exit", "stop_output", "stop_exit", "path", "size",
+                "sha256", "other_session"}
+DNS_KEYS = {"elapsed_ms", "records", "error", "error_id", "native_code"}
+TCP_KEYS = {"address", "port", "ok", "elapsed_ms", "error", "socket_error"}
+TLS_KEYS = {"mechanism", "address", "ok", "protocol", "elapsed_ms", "error", "cert"}
+CERT_KEYS = {"subject", "issuer", "thumbprint", "not_before", "not_after", "chain"}
+MACHINE_KEYS = {"mechanism", "proxy", "proxy_source", "elapsed_ms", "status", "status_text",
+                "headers", "body_excerpt", "error_code", "error_message"}
+HTTP_KEYS = {"proxy", "elapsed_ms", "status", "status_description", "headers", "body_excerpt",
+             "error_status", "error_message", "inner_errors", "cert",
+             "tls12_available", "first_byte_ms"}
+TARGET_KEYS = {"url", "host", "dns", "tcp_all", "tls", "machine", "http"}
+MICROSOFT_ROOTS = {  # /tmp/issue4_semantics.md: Microsoft's public roots by SHA-1 thumbprint
+    "DF3C24F9BFD666761B268073FE06D1CC8D4F82A4", "7E04DE896A3E666D00E687D33FFAD93BE83D349E",
+    "A8985D3A65E5E5C4B2D7D66D40C6DD2FB19C5436", "D4DE20D05E66FC53FE1A50882C78DB2852CAE474",
+    "73A5E64A3BFF8316FF0EDCCC618A906E4EAE4D74", "999A64C37FF47D9FAB95F14769891460EEC4C3C5",
+    "8F43288AD272F3103B6FB1428485EA3014C0BCFE",
+}
 
 
 def script(step: str, **inputs: object) -> str:
-    lines = [STEP_MARKER.format(step=step, schema=1)]
+    lines = [STEP_MARKER.format(step=step, schema=SCHEMA)]
     return "\n".join(lines + [f"$FE_{k} = {psquote(v)}" for k, v in inputs.items()]) + "\n"
 
 
-def run_step(scenario: str, text: str, state: HostState | None = None) -> list[str]:
-    ctx = HostContext(profile_for("ws-0042"), scenarios.get(scenario),
-                      state or HostState("ws-0042"), DEMO_USERNAME)
+def run_step(scenario: str, text: str, state: HostState | None = None,
+             raw: dict | None = None, host: str = "ws-0042") -> list[str]:
+    ctx = HostContext(profile_for(host), scenarios.get(scenario),
+                      state or HostState(host), DEMO_USERNAME, raw=raw or {})
     step = start_step(ctx, text)
     step.begin()
     outputs = list(step.outputs())
@@ -42,14 +81,42 @@ def run_step(scenario: str, text: str, state: HostState | None = None) -> list[s
     return outputs
 
 
-def docs(scenario: str) -> dict[str, dict]:
-    facts = json.loads(run_step(scenario, script("facts", RunId="r1"))[0])
-    mpcmdrun = f"{PLATFORM_ROOT}\\4.18.25050.5-0\\MpCmdRun.exe"
-    ecs = json.loads(run_step(scenario, script("ecs", MpCmdRun=mpcmdrun))[0])
-    probe = json.loads(run_step(scenario, script(
+def docs(scenario: str, raw: dict | None = None, capture: str = "0",
+         host: str = "ws-0042") -> dict[str, dict]:
+    """Every step document of ``scenario``, inputs as the controller renders them."""
+    def one(text: str) -> dict:
+        return json.loads(run_step(scenario, text, raw=raw, host=host)[-1])
+
+    facts = one(script("facts", RunId="r1"))
+    # The controller runs the newest platform folder's MpCmdRun (numeric, not string, order).
+    folders = facts.get("platform_folders") or ["4.18.25050.5-0"]
+    newest = max(folders, key=lambda f: [int(p) for p in f.split("-")[0].split(".")])
+    mpcmdrun = f"{PLATFORM_ROOT}\\{newest}\\MpCmdRun.exe"
+    ecs = one(script("ecs", MpCmdRun=mpcmdrun, TrustedPublisher="Microsoft Corporation"))
+    probe = one(script(
         "probe", Url=f"https://{ECS_HOST}/ecs/config/v1/x", Host=ECS_HOST, WorkDir=WORK_DIR,
-        Capture="0", TimeoutSec="7", BodyLimit="4096"))[0])
-    return {"facts": facts, "ecs": ecs, "probe": probe}
+        Capture=capture, CaptureMaxMb="20", TimeoutSec="7", TraceSession="FleetEcsTrace",
+        BodyLimit="4096", DefenderProxy=""))
+    alternates = one(script("alternates", Urls="|".join(ALTERNATE_URLS), TimeoutSec="7",
+                            BodyLimit="4096", DefenderProxy=""))
+    return {"facts": facts, "ecs": ecs, "probe": probe, "alternates": alternates}
+
+
+def check_target_keys(target: dict, where: str) -> None:
+    """A probed target (the probe's or an alternate's) has exactly the contract's keys."""
+    assert set(target["dns"]) == DNS_KEYS, where
+    assert all(set(t) == TCP_KEYS for t in target["tcp_all"]), where
+    assert len(target["tcp_all"]) <= 4, where
+    if target["tls"] is not None:
+        assert set(target["tls"]) == TLS_KEYS, where
+        if target["tls"]["cert"] is not None:
+            assert set(target["tls"]["cert"]) == CERT_KEYS, where
+            assert all(set(c) == {"subject", "thumbprint"} for c in target["tls"]["cert"]["chain"])
+    assert set(target["machine"]) == MACHINE_KEYS, where
+    assert set(target["http"]) == HTTP_KEYS, where
+    if target["http"]["cert"] is not None:
+        assert set(target["http"]["cert"]) == CERT_KEYS, where
+        assert all(isinstance(c, str) for c in target["http"]["cert"]["chain"]), where
 
 
 def test_demo_order_is_fixed() -> None:
@@ -61,7 +128,7 @@ def test_demo_order_is_fixed() -> None:
         "trusted-tls-inspection", "tls-handshake-reset", "proxy-block-page",
         "ecs-service-error", "slow-endpoint",
     ]
-    assert scenarios.DEMO_ORDER[17:] == [
+    assert scenarios.DEMO_ORDER[17:36] == [
         "ntlm-healthy", "https-healthy", "https-untrusted-certificate",
         "https-expired-certificate", "https-wrong-name-certificate", "shell-quota-exceeded",
         "operations-quota-exceeded", "shell-lost-once", "access-denied",
@@ -69,12 +136,24 @@ def test_demo_order_is_fixed() -> None:
         "very-slow-responses", "malformed-xml", "oversized-response", "http-500-plain",
         "session-configuration-missing", "auth-method-not-offered", "proxy-error-page",
     ]
+    assert scenarios.DEMO_ORDER[36:] == [
+        "defender-service-stopped", "passive-mode-ecs-reachable", "edr-block-mode-normal",
+        "core-service-stopped", "ecs-disabled-by-policy", "not-onboarded",
+        "platform-before-core-service", "ecs-switch-unknown-geo-known", "dns-sinkhole",
+        "firewall-answers-443", "regional-endpoint-blocked", "user-proxy-only",
+        "winhttp-proxy-blocks-system", "not-elevated-for-capture",
+        "someone-elses-trace-running", "german-windows-healthy", "french-windows-proxy-auth",
+        "spanish-windows-dns-failure", "japanese-windows-healthy",
+        "chinese-windows-direct-tcp-blocked",
+    ]
     assert set(scenarios.DEMO_ORDER) == set(scenarios.SCENARIOS)
-    # The first 17 hosts of a demo cover every probe category; the rest are WinRM faults.
+    assert len(scenarios.DEMO_ORDER) == len(set(scenarios.DEMO_ORDER))
+    # The first 17 hosts of a demo cover every probe category of the first release; the next
+    # 19 are WinRM faults.
     assert {scenarios.get(n).expected for n in scenarios.DEMO_ORDER[:17]} == {
         c for c in Category if c.precedence <= Category.OK.precedence
     }
-    assert {scenarios.get(n).expected for n in scenarios.DEMO_ORDER[17:]} == {
+    assert {scenarios.get(n).expected for n in scenarios.DEMO_ORDER[17:36]} == {
         Category.OK, Category.WINRM_CERT_INVALID, Category.WINRM_QUOTA,
         Category.INSUFFICIENT_PRIVILEGE, Category.WINRM_TIMEOUT,
         Category.WINRM_CONNECTION_RESET, Category.WINRM_UNREACHABLE,
@@ -90,15 +169,32 @@ def test_unknown_scenario_is_a_simulator_error() -> None:
 
 @pytest.mark.parametrize("name", [n for n in scenarios.DEMO_ORDER if scenarios.get(n).listening])
 def test_every_scenario_yields_contract_documents(name: str) -> None:
-    out = docs(name)
+    out = docs(name, capture="1")
     text = json.dumps(out)
     assert "${" not in text  # every placeholder filled in
+    assert all(doc["schema"] == SCHEMA == 2 for doc in out.values())
     assert set(out["ecs"]) == ECS_KEYS
-    assert set(out["probe"]) == PROBE_KEYS and set(out["probe"]["http"]) == HTTP_KEYS
+    probe = out["probe"]
+    assert set(probe) == PROBE_KEYS and set(probe["capture"]) == CAPTURE_KEYS
+    check_target_keys(probe, name)
+    assert set(out["alternates"]) == {"step", "schema", "targets"}
+    assert [t["url"] for t in out["alternates"]["targets"]] == list(ALTERNATE_URLS)
+    for target in out["alternates"]["targets"]:
+        assert set(target) == TARGET_KEYS
+        check_target_keys(target, f"{name} alternate {target['host']}")
     if name == "legacy-powershell-4":
-        assert out["facts"] == {"step": "facts", "schema": 1, "ps_version": "4.0"}
-    else:
-        assert out["facts"]["schema"] == 1 and "os_build" in out["facts"]
+        assert out["facts"] == {"step": "facts", "schema": 2, "ps_version": "4.0"}
+        return
+    facts = out["facts"]
+    assert set(facts) == FACT_KEYS
+    assert facts["mp_status"] is None or set(facts["mp_status"]) == MP_STATUS_KEYS
+    assert set(facts["defender_policy"]) == DEFENDER_POLICY_KEYS
+    assert set(facts["defender_proxy"]) == DEFENDER_PROXY_KEYS
+    # The first TCP entry is the schema-1 ``tcp``; the handshake needs a connection.
+    if probe["tcp_all"]:
+        assert probe["tcp"] == probe["tcp_all"][0]
+    if not any(t["ok"] for t in probe["tcp_all"]):
+        assert probe["tls"] is None
 
 
 def test_healthy_host_details_are_consistent() -> None:

@@ -24,7 +24,7 @@ from pypsrp.wsman import WSMan
 from xml.etree.ElementTree import ParseError
 
 from fleet_ecs.models import HostSpec, Transport
-from fleet_ecs.probe.contract import STEP_MARKER
+from fleet_ecs.probe.contract import SCHEMA, STEP_MARKER
 from fleet_ecs.sim import scenarios
 from fleet_ecs.sim.credentials import DEMO_PASSWORD, DEMO_USERNAME
 from fleet_ecs.sim.fleet import FleetHandle, SimulatedFleet, build_hosts, find_free_block
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.timeout(30)
 # Per-process ports keep parallel runs and a running demo (5985/5986) apart.
 PORT = 21000 + os.getpid() % 20000
 HTTPS_PORT = PORT + 1
-FACTS = STEP_MARKER.format(step="facts", schema=1) + "\n$FE_RunId = 't'\n"
+FACTS = STEP_MARKER.format(step="facts", schema=SCHEMA) + "\n$FE_RunId = 't'\n"
 
 
 @pytest.fixture

@@ -188,7 +188,7 @@ def _pair_exchange() -> dict[str, bytes]:
     assert client.state == RunspacePoolState.Opened
 
     ps = ClientPowerShell(client)
-    ps.add_command(Command("# fleet-ecs step: facts v1\n$FE_RunId = 'r1'\n", is_script=True))
+    ps.add_command(Command("# fleet-ecs step: facts v2\n$FE_RunId = 'r1'\n", is_script=True))
     ps.start()
     command_id = str(ps.pipeline_id).upper()
     arguments = base64.b64encode(client.data_to_send().data).decode()
