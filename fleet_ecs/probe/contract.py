@@ -79,7 +79,8 @@ probe   {step, schema, url, host,
         that user's proxy and the machine trust store.
         Schema 2 adds (every fact says which mechanism produced it; null when unknown):
          http.tls12_available (false when .NET offers no TLS 1.2: the admin path is then not
-           a verdict), http.first_byte_ms;
+           a verdict), http.first_byte_ms, http.cert.chain_thumbprints (SHA-1, beside
+           http.cert.chain's subjects, leaf first);
          capture.other_session (true when ``netsh trace show status`` succeeded and the
            running session is not ours: no capture is started and nothing is stopped);
          tcp_all: [{address, port, ok, elapsed_ms, error, socket_error}] (every DNS address,

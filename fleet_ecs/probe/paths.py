@@ -156,6 +156,8 @@ def _chain(doc: dict[str, Any]) -> Chain | None:
         subjects = [c.get("subject", "") if isinstance(c, dict) else str(c) for c in chain]
         last = chain[-1]
         thumb = last.get("thumbprint") if isinstance(last, dict) else None
+        if thumb is None and cert.get("chain_thumbprints"):
+            thumb = cert["chain_thumbprints"][-1]  # the admin path lists them beside subjects
         return Chain(source, subjects, thumb, cert.get("issuer"))
     return None
 

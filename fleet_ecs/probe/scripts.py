@@ -186,3 +186,26 @@ def render_step(step: str, **inputs: object) -> str:
 def script_sha256(text: str) -> str:
     """Lower-case hex SHA-256 of ``text`` encoded as UTF-8 (for allow-listing scripts)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def script_body(text: str) -> str:
+    """A rendered step script without its marker and ``$FE_`` input lines.
+
+    The inputs differ per host and run; the body is the same everywhere for one release, so
+    its hash is what a SOC can allow-list against script block logging (event 4104).
+    """
+    lines = text.splitlines(keepends=True)
+    start = 0
+    while start < len(lines) and (
+        lines[start].startswith("# fleet-ecs step:") or lines[start].startswith("$FE_")
+    ):
+        start += 1
+    return "".join(lines[start:])
+
+
+def body_hashes() -> dict[str, str]:
+    """SHA-256 of each step's body, rendered with placeholder inputs (they do not affect it)."""
+    return {
+        step: script_sha256(script_body(render_step(step, **{name: "x" for name in names})))
+        for step, names in STEP_INPUTS.items()
+    }

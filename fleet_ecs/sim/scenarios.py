@@ -205,6 +205,7 @@ def _chain_fields(issuer: str, root: str, root_thumbprint: str) -> tuple[dict, d
         "not_before": "2025-06-13T00:00:00Z",
         "not_after": "2025-07-13T00:00:00Z",
         "chain": ["CN=${host}", issuer, root],
+        "chain_thumbprints": [c["thumbprint"] for c in tls_cert["chain"]],
     }
     return tls_cert, http_cert
 

@@ -502,6 +502,7 @@ def _http_ok(p: wt.HostProfile, host: str) -> dict[str, Any]:
             "not_before": "2025-03-18T12:04:11Z",
             "not_after": "2026-03-13T12:04:11Z",
             "chain": [f"CN={host}", wt.MS_LEAF_ISSUER, wt.MS_ROOT],
+            "chain_thumbprints": [c["thumbprint"] for c in ms_chain(host)],
         },
     }
 

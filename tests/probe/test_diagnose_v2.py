@@ -185,3 +185,15 @@ def test_device_geo_variants():
 def test_precedence_lists_every_probe_category_once():
     assert len(PRECEDENCE) == len(set(PRECEDENCE))
     assert PRECEDENCE[-1] is Category.OK
+
+
+def test_admin_path_thumbprints_catch_a_copied_root_name():
+    docs = healthy()
+    docs["probe"]["tls"] = None  # behind a proxy: no direct handshake, only the admin path
+    http_cert = cert()
+    http_cert["chain"] = [c["subject"] for c in MS_CHAIN]
+    http_cert["chain_thumbprints"] = [c["thumbprint"] for c in MS_CHAIN]
+    docs["probe"]["http"]["cert"] = http_cert
+    assert verdict(docs).category is Category.OK
+    http_cert["chain_thumbprints"][-1] = "CC" * 20
+    assert verdict(docs).category is Category.TLS_INTERCEPTED

@@ -513,3 +513,13 @@ def test_parse_errors_reports_broken_scripts(text):
 
     assert problems
     assert all(re.match(r"line \d+, col \d+: ", p) for p in problems)
+
+
+def test_body_hash_does_not_depend_on_inputs():
+    from fleet_ecs.probe.scripts import body_hashes, render_step, script_body, script_sha256
+
+    hashes = body_hashes()
+    assert set(hashes) == set(scripts.STEP_INPUTS)
+    other = render_step("cleanup", WorkDir="C:\\Windows\\TEMP\\fleet-ecs-zz", TraceSession="T")
+    assert script_sha256(script_body(other)) == hashes["cleanup"]
+    assert "$FE_" not in script_body(other).split("\n", 1)[0]

@@ -115,8 +115,10 @@ def check_target_keys(target: dict, where: str) -> None:
     assert set(target["machine"]) == MACHINE_KEYS, where
     assert set(target["http"]) == HTTP_KEYS, where
     if target["http"]["cert"] is not None:
-        assert set(target["http"]["cert"]) == CERT_KEYS, where
-        assert all(isinstance(c, str) for c in target["http"]["cert"]["chain"]), where
+        cert = target["http"]["cert"]
+        assert set(cert) == CERT_KEYS | {"chain_thumbprints"}, where
+        assert all(isinstance(c, str) for c in cert["chain"]), where
+        assert len(cert["chain_thumbprints"]) == len(cert["chain"]), where
 
 
 def test_demo_order_is_fixed() -> None:
