@@ -804,6 +804,16 @@ _ALL = (
         language="zh",
         probe=_direct_tcp_blocked("zh"),
     ),
+    # The scanning machine's own fault: the inventory asks for client-certificate auth but
+    # names no certificate. The controller must say so once, without contacting the host.
+    Scenario(
+        "client-certificate-not-configured",
+        "the inventory asks for certificate auth but names no client certificate",
+        Category.CLIENT_CONFIG_ERROR,
+        Status.FAIL,
+        client=ClientHints(auth="certificate", transport=Transport.HTTPS, encryption="auto",
+                           use_fleet_ca=True),
+    ),
 )
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
@@ -868,6 +878,7 @@ DEMO_ORDER: list[str] = [
     "spanish-windows-dns-failure",
     "japanese-windows-healthy",
     "chinese-windows-direct-tcp-blocked",
+    "client-certificate-not-configured",
 ]
 
 
