@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleet_ecs import rundir
+from fleet_ecs.errors import OutputError
 from fleet_ecs.hostscan import now_iso, scan_host
 from fleet_ecs.models import Category, Diagnosis, HostResult, HostSpec, ScanSettings, Status
 from fleet_ecs.preflight import ClientIssue, client_key
@@ -110,7 +111,8 @@ class Controller:
         self.on_result = on_result
         self.counters = ScanCounters()
         self.stop_event = threading.Event()
-        self._budgets: set[Budget] = set()
+        # The first failure to write a result: the run stops starting hosts and reports it.
+        self.output_error: OutputError | None = None
 
     def request_stop(self) -> None:
         """Start no new host; in-flight hosts stop at their next step and clean up."""
@@ -132,6 +134,8 @@ class Controller:
             await asyncio.gather(*tasks)
         finally:
             executor.shutdown()
+        if self.output_error is not None:
+            raise self.output_error
         return ScanOutcome(self.counters, stopped=self.stop_event.is_set())
 
     async def _one(self, spec, executor, semaphore, throttler, groups) -> None:  # noqa: ANN001
@@ -202,7 +206,17 @@ class Controller:
             return self._without_scan(spec, diagnosis, deadline)
 
     def _record(self, result: HostResult) -> None:
-        rundir.write_result(self.run_dir, result)
+        if self.output_error is not None:
+            return  # the disk already refused; keep what is written intact, add nothing
+        try:
+            rundir.write_result(self.run_dir, result)
+        except OutputError as exc:
+            # A full or read-only disk: results already written stay as they are; hosts in
+            # flight are told to stop and clean up, and no new host is started.
+            logger.error("cannot write results any more: %s", exc)
+            self.output_error = exc
+            self.request_stop()
+            return
         counters = self.counters
         counters.done += 1
         counters.by_status[result.status.value] = counters.by_status.get(result.status.value, 0) + 1

@@ -49,6 +49,31 @@ def prepare(run_dir: Path) -> None:
         raise OutputError(f"cannot write to output directory {run_dir}: {exc.strerror or exc}") from exc
 
 
+def resume(run_dir: Path) -> tuple[dict[str, Any], set[str]]:
+    """The metadata of an interrupted run and the hosts that already have a final result.
+
+    A host's result counts as final unless it says the scan was stopped before it finished
+    (``cancelled``): those are scanned again, like hosts without any result.
+    """
+    try:
+        meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise OutputError(f"{run_dir} holds no run to resume (no {RUN_FILE})") from exc
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"cannot read {run_dir / RUN_FILE}: {exc}") from exc
+    if not isinstance(meta, dict) or not meta.get("run_id"):
+        raise OutputError(f"{run_dir / RUN_FILE} does not describe a run")
+    done = set()
+    for path in (run_dir / "hosts").glob("*/result.json"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # unreadable: scan the host again
+        if isinstance(data, dict) and data.get("category") not in (None, "cancelled"):
+            done.add(path.parent.name)
+    return meta, done
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see either the old file or the complete new one."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fleet_ecs.errors import HostError
+from fleet_ecs.errors import HostError, ProbeError
 from fleet_ecs.models import CaptureMode, Category, FetchedFile, ScanSettings, Status
 from fleet_ecs.probe import contract, parse
 from fleet_ecs.probe.diagnose import NETWORK_FAILURES, Verdict, device_geo, diagnose, ecs_target
@@ -34,7 +34,7 @@ class StepSession(Protocol):
 
     def run_step(self, step: str, script: str) -> Any: ...
 
-    def fetch(self, step: str, script: str, dest: Path) -> tuple[int, str]: ...
+    def fetch(self, step: str, script: str, dest: Path, max_bytes: int) -> tuple[int, str]: ...
 
     def begin_cleanup(self) -> None: ...
 
@@ -94,7 +94,7 @@ def run_probe(
                   TimeoutSec=int(settings.probe_timeout), BodyLimit=BODY_LIMIT,
                   DefenderProxy=proxy)
             outcome.verdict = diagnose(outcome.docs)
-        _maybe_fetch(session, outcome, settings, host_dir, run_dir)
+        _maybe_fetch(session, outcome, settings, host_dir, run_dir, work_dir)
     finally:
         _cleanup(session, outcome, work_dir)
     return outcome
@@ -125,7 +125,7 @@ def _step(session: StepSession, outcome: ProbeOutcome, step: str, **inputs: Any)
 
 def _maybe_fetch(
     session: StepSession, outcome: ProbeOutcome, settings: ScanSettings,
-    host_dir: Path, run_dir: Path,
+    host_dir: Path, run_dir: Path, work_dir: str,
 ) -> None:
     capture = outcome.docs["probe"].get("capture") or {}
     path = capture.get("path")
@@ -134,12 +134,37 @@ def _maybe_fetch(
     failed = outcome.verdict is not None and outcome.verdict.diagnosis.status is not Status.OK
     if settings.capture is CaptureMode.ON_FAILURE and not failed:
         return
+    # The endpoint names the file and its size; neither is trusted. We fetch only our own file
+    # from our own folder, and never more than the capture's bound.
+    limit = capture_limit(settings)
+    if not _inside(path, work_dir):
+        raise ProbeError(Category.PROBE_ERROR,
+                         f"the host reported a capture outside our folder: {path!r}", step="fetch")
+    if not isinstance(capture.get("size"), int) or capture["size"] > limit:
+        raise ProbeError(Category.PROBE_ERROR,
+                         f"the host reported a capture of {capture.get('size')!r} bytes, over "
+                         f"its bound of {limit}", step="fetch")
     dest = host_dir / "capture.etl"
     size, sha256 = session.fetch(
-        "fetch", render_step("fetch", Path=path, ChunkSize=FETCH_CHUNK), dest
+        "fetch", render_step("fetch", Path=path, ChunkSize=FETCH_CHUNK), dest, max_bytes=limit
     )
     rel = dest.relative_to(run_dir).as_posix()
     outcome.files.append(FetchedFile("capture", rel, size, sha256))
+
+
+def capture_limit(settings: ScanSettings) -> int:
+    """Bytes a capture may have: netsh's maxSize plus room for its last buffer and headers."""
+    return settings.capture_max_mb * 1024 * 1024 + 4 * 1024 * 1024
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether a Windows ``path`` names a file directly inside ``folder`` (case-insensitive)."""
+    parent, _, leaf = path.rpartition("\\")
+    return (
+        parent.lower() == folder.rstrip("\\").lower()
+        and leaf not in ("", ".", "..")
+        and not any(c in leaf for c in ':/*?"<>|')
+    )
 
 
 def _cleanup(session: StepSession, outcome: ProbeOutcome, work_dir: str) -> None:

@@ -184,7 +184,7 @@ class HostSession:
         errors = [one_line(err) for err in ps.streams.error]
         return StepOutput(objects, errors, bool(ps.had_errors))
 
-    def fetch(self, step: str, script: str, dest: Path) -> tuple[int, str]:
+    def fetch(self, step: str, script: str, dest: Path, max_bytes: int) -> tuple[int, str]:
         """Stream a remote file written by the fetch step into ``dest``; return size and SHA-256.
 
         The fetch script writes one base64 string per chunk and finally one JSON summary. Chunks
@@ -209,9 +209,15 @@ class HostSession:
                         summary = json.loads(item)
                         continue
                     chunk = _b64(item, step)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        # A reply that never ends, or a file far over its bound, must not
+                        # fill the controller's disk: give up on this host's capture.
+                        raise TransportError(
+                            Category.PROBE_ERROR,
+                            f"the capture grew past its bound of {max_bytes} bytes", step=step)
                     digest.update(chunk)
                     out.write(chunk)
-                    size += len(chunk)
             _check_summary(summary, size, digest.hexdigest(), step)
             os.replace(tmp, dest)
         except BaseException:

@@ -158,3 +158,36 @@ def test_rate_below_one_per_second(tmp_path):
     asyncio.run(Controller(settings, tmp_path, lambda h: None, scan=scan).run(
         [spec(i) for i in range(4)]))
     assert len(starts) == 4
+
+
+def test_full_disk_stops_new_hosts_and_keeps_written_results(tmp_path, monkeypatch):
+    import pytest
+
+    from fleet_ecs import rundir
+    from fleet_ecs.errors import OutputError
+
+    real_write = rundir.write_result
+    writes = []
+
+    def write_or_fail(run_dir, result):
+        if len(writes) >= 3:
+            raise OutputError(f"cannot write {run_dir}: No space left on device")
+        writes.append(result.host)
+        return real_write(run_dir, result)
+
+    monkeypatch.setattr(rundir, "write_result", write_or_fail)
+    started = []
+
+    def scan(host, password, settings, budget, run_dir):
+        started.append(host.name)
+        return fake_result(host)
+
+    settings = ScanSettings(concurrency=1, rate=1000, deadline=10)
+    controller = Controller(settings, tmp_path, lambda h: None, scan=scan)
+    with pytest.raises(OutputError, match="No space left"):
+        asyncio.run(controller.run([spec(i) for i in range(10)]))
+    assert len(started) == 4  # the 4th result could not be written: nothing after it started
+    kept = sorted(p.parent.name for p in (tmp_path / "hosts").glob("*/result.json"))
+    assert kept == ["h000", "h001", "h002"]
+    for name in kept:
+        json.loads((tmp_path / "hosts" / name / "result.json").read_text())  # intact
