@@ -14,8 +14,8 @@ from pathlib import Path
 
 from fleet_ecs import rundir
 from fleet_ecs.errors import HostError
-from fleet_ecs.preflight import addressed_by_ip
 from fleet_ecs.models import Category, Finding, HostResult, HostSpec, ScanSettings, Status
+from fleet_ecs.preflight import addressed_by_ip
 from fleet_ecs.probe.diagnose import UAC_HINT, Verdict, failure
 from fleet_ecs.probe.runner import ProbeOutcome, run_probe
 from fleet_ecs.transport.faults import TRANSIENT, one_line
@@ -90,7 +90,8 @@ def _should_retry(error: HostError | None, budget: Budget, done: int) -> bool:
 
 def _add_host_notes(result: HostResult, spec: HostSpec, retried: list[str]) -> None:
     for reason in retried:
-        result.findings.append(Finding("retried", Status.OK, f"retried with a new shell after {reason}"))
+        result.findings.append(
+            Finding("retried", Status.OK, f"retried with a new shell after {reason}"))
     if spec.transport.value == "https" and spec.cert_validation is False:
         result.findings.append(Finding(
             "cert_validation_off", Status.WARN,

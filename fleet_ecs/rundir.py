@@ -46,7 +46,8 @@ def prepare(run_dir: Path) -> None:
     except FileExistsError as exc:
         raise OutputError(f"{run_dir} is being used by another run") from exc
     except OSError as exc:
-        raise OutputError(f"cannot write to output directory {run_dir}: {exc.strerror or exc}") from exc
+        reason = exc.strerror or exc
+        raise OutputError(f"cannot write to output directory {run_dir}: {reason}") from exc
 
 
 def resume(run_dir: Path) -> tuple[dict[str, Any], set[str]]:

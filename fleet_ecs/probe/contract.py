@@ -119,7 +119,12 @@ TRACE_SESSION = "FleetEcsTrace"
 WORK_DIR_PREFIX = "fleet-ecs-"
 
 _MARKER_RE = re.compile(r"^# fleet-ecs step: (?P<step>[a-z]+) v(?P<schema>\d+)\s*$", re.M)
-_INPUT_RE = re.compile(r"^\$FE_(?P<name>[A-Za-z0-9]+) = '(?P<value>(?:[^'\u2018\u2019\u201a\u201b]|''|\u2018\u2018|\u2019\u2019|\u201a\u201a|\u201b\u201b)*)'\s*$", re.M)
+# A quote character inside the literal is always doubled (see ``psquote``).
+_LITERAL_BODY = (
+    r"(?:[^'\u2018\u2019\u201a\u201b]|''|\u2018\u2018|\u2019\u2019|\u201a\u201a|\u201b\u201b)*"
+)
+_INPUT_RE = re.compile(
+    r"^\$FE_(?P<name>[A-Za-z0-9]+) = '(?P<value>" + _LITERAL_BODY + r")'\s*$", re.M)
 _QUOTES = "'\u2018\u2019\u201a\u201b"
 
 

@@ -6,7 +6,7 @@ from fleet_ecs.models import Category
 
 HINTS: dict[Category, str] = {
     Category.WINRM_UNREACHABLE: "WinRM does not accept connections: check the WinRM service, "
-    "its listener (winrm enumerate winrm/config/listener) and the firewall between us and the host.",
+    "its listener (winrm enumerate winrm/config/listener) and the firewall on the way.",
     Category.WINRM_AUTH_FAILED: "The account was rejected: check the credential reference, the "
     "account's password and that the chosen auth method is enabled on the host.",
     Category.INSUFFICIENT_PRIVILEGE: "The account is not a local administrator on this host: "

@@ -173,7 +173,8 @@ def parse_winhttp_proxy(output: str | None) -> WinHttpProxy:
 
 def dns_addresses(dns: dict[str, Any] | None) -> list[str]:
     records = (dns or {}).get("records") or []
-    return [r["IPAddress"] for r in records if r.get("IPAddress") and r.get("Type") in ("A", "AAAA")]
+    return [r["IPAddress"] for r in records
+            if r.get("IPAddress") and r.get("Type") in ("A", "AAAA")]
 
 
 def dns_cnames(dns: dict[str, Any] | None) -> list[str]:

@@ -4,8 +4,9 @@ Order: facts -> ecs (signature + MpCmdRun) -> probe (DNS, TCP, TLS, both HTTP pa
 capture) -> alternates (the other documented ECS endpoints, only when the network failed) ->
 fetch (capture, when the policy asks) -> cleanup. Python decides between steps: whether
 Defender's state already explains the host, which MpCmdRun to run, which URL to probe (the
-geography's endpoint when MpCmdRun knows no URL), whether to try alternates, whether to fetch. Whatever happens after the probe step
-started, cleanup runs, so that no capture is left running and no file is left on the endpoint.
+geography's endpoint when MpCmdRun knows no URL), whether to try alternates, whether to fetch.
+Whatever happens after the probe step started, cleanup runs, so that no capture is left running
+and no file is left on the endpoint.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The one boundary where exceptions of pypsrp, requests, urllib3, TLS, spnego and sockets become ours.
+"""The one boundary where exceptions of pypsrp, requests, urllib3, TLS, spnego and sockets
+become ours.
 
 Nothing above ``fleet_ecs.transport`` imports a third-party exception type: ``translate`` maps
 whatever escaped a pypsrp call to a ``TransportError`` carrying one category and a single-line
@@ -105,7 +106,8 @@ def classify(exc: BaseException) -> tuple[Category, str]:
     if isinstance(exc, requests.exceptions.SSLError):
         return _classify_tls(_root(exc))
     if isinstance(exc, requests.exceptions.ProxyError):
-        return Category.WINRM_PROXY_ERROR, one_line(f"the HTTP proxy failed: {_describe(_root(exc))}")
+        return Category.WINRM_PROXY_ERROR, one_line(
+            f"the HTTP proxy failed: {_describe(_root(exc))}")
     if isinstance(exc, (requests.exceptions.ConnectionError, OSError)):
         return _classify_connection(_root(exc))
     if isinstance(exc, (ParseError, UnicodeDecodeError)):
@@ -129,7 +131,8 @@ def _classify_auth(exc: BaseException) -> tuple[Category, str]:
     if "did not response with one of the following authentication methods" in text:
         return Category.WINRM_AUTH_METHOD_UNAVAILABLE, one_line(
             f"the host does not offer this auth method: {text}")
-    return Category.WINRM_AUTH_FAILED, one_line(f"WinRM rejected the credentials (HTTP 401): {text}")
+    return Category.WINRM_AUTH_FAILED, one_line(
+        f"WinRM rejected the credentials (HTTP 401): {text}")
 
 
 def _classify_fault(exc) -> tuple[Category, str]:  # noqa: ANN001
@@ -151,7 +154,8 @@ def _classify_http(status: int, body: str) -> tuple[Category, str]:
     soap = "Envelope" in body[:2000]
     excerpt = one_line(body, 160) or "empty body"
     if status == 404:
-        return Category.WINRM_ENDPOINT_NOT_FOUND, f"no WinRM endpoint at this URL (HTTP 404): {excerpt}"
+        return Category.WINRM_ENDPOINT_NOT_FOUND, (
+            f"no WinRM endpoint at this URL (HTTP 404): {excerpt}")
     if status in _PROXY_STATUSES and not soap:
         return Category.WINRM_PROXY_ERROR, (
             f"an HTTP proxy answered instead of WinRM (HTTP {status}): {excerpt}")
@@ -163,7 +167,8 @@ def _classify_tls(root: BaseException) -> tuple[Category, str]:
         reason = _VERIFY_REASONS.get(root.verify_code, root.verify_message or "verification failed")
         return Category.WINRM_CERT_INVALID, one_line(
             f"the WinRM listener's certificate is not valid: {reason} ({root.verify_message})")
-    return Category.WINRM_PROTOCOL_ERROR, one_line(f"TLS with the WinRM listener failed: {_describe(root)}")
+    return Category.WINRM_PROTOCOL_ERROR, one_line(
+        f"TLS with the WinRM listener failed: {_describe(root)}")
 
 
 def _classify_connection(root: BaseException) -> tuple[Category, str]:
@@ -175,7 +180,8 @@ def _classify_connection(root: BaseException) -> tuple[Category, str]:
         return Category.WINRM_UNREACHABLE, "timed out connecting to the WinRM port"
     if isinstance(root, OSError):
         return Category.WINRM_UNREACHABLE, one_line(f"cannot connect to WinRM: {_describe(root)}")
-    return Category.WINRM_CONNECTION_RESET, one_line(f"connection to WinRM failed: {_describe(root)}")
+    return Category.WINRM_CONNECTION_RESET, one_line(
+        f"connection to WinRM failed: {_describe(root)}")
 
 
 def _classify_spnego(exc: BaseException) -> tuple[Category, str] | None:
