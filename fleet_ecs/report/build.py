@@ -1,16 +1,21 @@
 """Regenerate every derived output of a run directory from its ``result.json`` files.
 
-Called by the scan when it ends and by ``fleet-ecs report DIR``. One pass streams the host
-results: each host's ``report.txt`` is written and its JSON line appended, then only a slim
-copy (without the bulky raw facts) is kept for ``results.csv`` and ``report.html``. Every
-output is replaced atomically. An unreadable ``result.json`` is logged, listed in the summary
-and left out; it never stops the build.
+Called by the scan when it ends and by ``fleet-ecs report DIR``. With a history database
+(``fleet_ecs.history``) in which the run is recorded, the HTML report also gets the changes
+since the previous run and the trend of the last runs, and ``diff.txt``/``diff.csv`` are
+written; a history that cannot be read costs only those, never the other outputs.
+
+One pass streams the host results: each host's ``report.txt`` is written and its JSON line
+appended, then only a slim copy (without the bulky raw facts) is kept for ``results.csv``,
+``results.xlsx`` and ``report.html``. Every output is replaced atomically. An unreadable
+``result.json`` is logged, listed in the summary and left out; it never stops the build.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +23,9 @@ from pathlib import Path
 from fleet_ecs.errors import OutputError
 from fleet_ecs.models import Category, Status
 from fleet_ecs.report.atomic import atomic_text_writer, write_text_atomic
+from fleet_ecs.report.diff import RunChanges, TrendPoint, write_diff
 from fleet_ecs.report.hosttext import render_host_text, tool_version
-from fleet_ecs.report.html import render_html
+from fleet_ecs.report.html import render_html, slim_facts
 from fleet_ecs.report.rundir import (
     CSV_FILE,
     HOSTS_DIR,
@@ -36,6 +42,7 @@ from fleet_ecs.report.rundir import (
     read_run_info,
 )
 from fleet_ecs.report.tables import csv_row, jsonl_line, write_csv
+from fleet_ecs.report.xlsx import XLSX_FILE, write_xlsx
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +59,8 @@ class ReportSummary:
     skipped: list[SkippedResult] = field(default_factory=list)  # unreadable result.json
     problems: list[str] = field(default_factory=list)  # per-host reports that failed to render
     run: RunInfo = field(default_factory=RunInfo)
+    changes: RunChanges | None = None  # against the previous run, when a history had both
+    trend: list[TrendPoint] | None = None  # the last runs up to this one, oldest first
 
     @property
     def all_ok(self) -> bool:
@@ -85,8 +94,28 @@ def _count(summary: ReportSummary, entries: list[HostEntry]) -> None:
     }
 
 
-def build_reports(run_dir: Path) -> ReportSummary:
-    """Rebuild ``results.csv``, ``results.jsonl``, ``report.html`` and each ``report.txt``.
+def _from_history(
+    history: Path | str | None, run: RunInfo
+) -> tuple[RunChanges | None, list[TrendPoint] | None]:
+    """Changes since the previous run and the trend, if ``history`` has this run recorded."""
+    if history is None or not run.run_id or not Path(history).is_file():
+        return None, None
+    from fleet_ecs import history as hist
+
+    try:
+        with hist.opened(history, create=False) as db:
+            if not hist.is_recorded(db, run.run_id):
+                return None, None  # a run scanned with another history, or none
+            return (hist.changes_since_previous(db, run.run_id),
+                    hist.trend(db, hist.TREND_RUNS, up_to=run.run_id))
+    except (hist.HistoryError, sqlite3.Error) as exc:
+        logger.warning("history %s not used for the report: %s", history, exc)
+        return None, None
+
+
+def build_reports(run_dir: Path, history: Path | str | None = None) -> ReportSummary:
+    """Rebuild ``results.csv``, ``results.xlsx``, ``results.jsonl``, ``report.html`` and each
+    ``report.txt``; with ``history`` (a database path), also ``diff.txt`` and ``diff.csv``.
 
     Raises ``OutputError`` when ``run_dir`` is not a directory or an output cannot be written.
     """
@@ -105,7 +134,8 @@ def build_reports(run_dir: Path) -> ReportSummary:
                 capture = capture_rel_path(run_dir, loaded)
                 report = _write_host_report(run_dir, loaded, run, capture, summary)
                 jsonl.write(jsonl_line(loaded.raw) + "\n")
-                slim = dataclasses.replace(loaded.result, facts={})
+                # The page keeps only timings and both network paths of the raw facts.
+                slim = dataclasses.replace(loaded.result, facts=slim_facts(loaded.result.facts))
                 entries.append(HostEntry(slim, loaded.host_dir, report, capture))
         summary.paths.append(run_dir / JSONL_FILE)
 
@@ -116,11 +146,19 @@ def build_reports(run_dir: Path) -> ReportSummary:
         summary.paths.append(run_dir / CSV_FILE)
 
         _count(summary, entries)
+        write_xlsx(run_dir / XLSX_FILE, entries, run=run, by_status=summary.by_status,
+                   by_category=summary.by_category)
+        summary.paths.append(run_dir / XLSX_FILE)
+
+        summary.changes, summary.trend = _from_history(history, run)
         html = render_html(entries, run=run, by_status=summary.by_status,
                            by_category=summary.by_category, skipped=summary.skipped,
-                           builder_version=tool_version())
+                           builder_version=tool_version(), changes=summary.changes,
+                           trend=summary.trend)
         write_text_atomic(run_dir / HTML_FILE, html)
         summary.paths.append(run_dir / HTML_FILE)
+        if summary.changes is not None:
+            summary.paths += write_diff(run_dir, summary.changes)
     except OSError as exc:
         raise OutputError(f"{run_dir}: cannot write reports: {exc}") from exc
 

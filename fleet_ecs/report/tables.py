@@ -28,12 +28,25 @@ CSV_COLUMNS = (
 # not be able to run one (CSV injection), so such text gets a leading apostrophe.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
+# Columns whose cells are numbers or booleans; every other column holds text.
+NUMBER_COLUMNS = frozenset({"port", "http_status", "duration_s", "deadline_s"})
+BOOL_COLUMNS = frozenset({"dns_ok", "tcp_ok"})
 
-def _cell_text(value: Any) -> str:
+
+def formula_like(text: str) -> bool:
+    """True when a spreadsheet would read ``text`` as a formula (or start of one)."""
+    return text.startswith(_FORMULA_STARTS)
+
+
+def spreadsheet_text(value: Any) -> str:
+    """A text cell for CSV: empty for ``None``, a leading ``'`` when it looks like a formula."""
     if value is None:
         return ""
     text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return "'" + text if formula_like(text) else text
+
+
+_cell_text = spreadsheet_text
 
 
 def _cell_bool(value: Any) -> str:
@@ -50,34 +63,54 @@ def _cell_number(value: Any) -> str:
     return _cell_text(value)
 
 
+def row_values(
+    result: HostResult, *, report_path: str | None = None, capture_path: str | None = None
+) -> dict[str, Any]:
+    """One host's cells as typed values (``None`` where unknown), keyed by ``CSV_COLUMNS``.
+
+    The one place that decides what each column holds; ``csv_row`` and the XLSX workbook
+    only format these values.
+    """
+    return {
+        "host": result.host,
+        "address": result.address,
+        "port": result.port,
+        "transport": result.transport,
+        "groups": ";".join(str(g) for g in result.groups),
+        "status": result.status.value,
+        "category": result.category.value,
+        "hint": result.hint,
+        "ecs_url": result.ecs_url,
+        "http_status": result.http_status,
+        "dns_ok": result.dns_ok,
+        "tcp_ok": result.tcp_ok,
+        "proxy": result.proxy,
+        "error": result.error,
+        "step": result.step,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "duration_s": result.duration_s,
+        "report_path": report_path,
+        "capture_path": capture_path,
+        "auth": result.auth,
+        "deadline_s": result.deadline_s,
+    }
+
+
 def csv_row(
     result: HostResult, *, report_path: str | None = None, capture_path: str | None = None
 ) -> dict[str, str]:
     """One CSV row; paths are relative to the run directory with forward slashes."""
-    return {
-        "host": _cell_text(result.host),
-        "address": _cell_text(result.address),
-        "port": _cell_number(result.port),
-        "transport": _cell_text(result.transport),
-        "groups": _cell_text(";".join(str(g) for g in result.groups)),
-        "status": result.status.value,
-        "category": result.category.value,
-        "hint": _cell_text(result.hint),
-        "ecs_url": _cell_text(result.ecs_url),
-        "http_status": _cell_number(result.http_status),
-        "dns_ok": _cell_bool(result.dns_ok),
-        "tcp_ok": _cell_bool(result.tcp_ok),
-        "proxy": _cell_text(result.proxy),
-        "error": _cell_text(result.error),
-        "step": _cell_text(result.step),
-        "started_at": _cell_text(result.started_at),
-        "finished_at": _cell_text(result.finished_at),
-        "duration_s": _cell_number(result.duration_s),
-        "report_path": _cell_text(report_path),
-        "capture_path": _cell_text(capture_path),
-        "auth": _cell_text(result.auth),
-        "deadline_s": _cell_number(result.deadline_s),
-    }
+    values = row_values(result, report_path=report_path, capture_path=capture_path)
+    row = {}
+    for column in CSV_COLUMNS:
+        if column in NUMBER_COLUMNS:
+            row[column] = _cell_number(values[column])
+        elif column in BOOL_COLUMNS:
+            row[column] = _cell_bool(values[column])
+        else:
+            row[column] = _cell_text(values[column])
+    return row
 
 
 def write_csv(path: Path, rows: Iterable[dict[str, str]]) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import atexit
 import ipaddress
 import logging
+import random
 import resource
 import secrets
 import shutil
@@ -33,16 +34,16 @@ from pathlib import Path
 from typing import Any
 
 from fleet_ecs.errors import SimulatorError
-from fleet_ecs.models import HostSpec, Transport
+from fleet_ecs.models import Category, HostSpec, Transport
 from fleet_ecs.sim import scenarios
 from fleet_ecs.sim.auth import AuthSetup, build_host_auth
 from fleet_ecs.sim.credentials import DEMO_PASSWORD, DEMO_USERNAME
 from fleet_ecs.sim.listener import NETWORK_FAULTS, HostListener
 from fleet_ecs.sim.raw import check_raw
-from fleet_ecs.sim.tls import TlsMaterial
 from fleet_ecs.sim.shells import WinRMService
 from fleet_ecs.sim.state import HostSnapshot, HostState
 from fleet_ecs.sim.steps import DEFAULT_CAPTURE_BYTES, HostContext
+from fleet_ecs.sim.tls import TlsMaterial
 from fleet_ecs.sim.windows_text import profile_for
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,7 @@ def demo_specs(
     port: int = DEFAULT_PORT,
     https_port: int = DEFAULT_HTTPS_PORT,
     ca_bundle: str | Path | None = None,
+    seed: int = 0,
 ) -> list[HostSpec]:
     """The demo inventory: ``ws-0001``... each with the next scenario of ``DEMO_ORDER``.
 
@@ -179,13 +181,57 @@ def demo_specs(
     auth method, HTTP or HTTPS (``https_port``), message encryption, and for HTTPS the CA
     bundle to validate with (``ca_bundle``, by default the process's shared fleet CA, made
     only when some demo host needs it).
+
+    ``seed`` 0 is that fixed mapping. Any other seed moves about a tenth of the hosts (at
+    least one) to another scenario, chosen from the seed alone (``demo_scenarios``), so two
+    demo runs with different seeds differ the way two nights of a real fleet do. Host names
+    never depend on the seed: history and diff match hosts by name.
+    """
+    return [
+        scenario_spec(scenario, f"ws-{i + 1:04d}", address, port=port,
+                      https_port=https_port, ca_bundle=ca_bundle)
+        for i, (scenario, address) in enumerate(
+            zip(demo_scenarios(n, seed), demo_addresses(n, base)))
+    ]
+
+
+# Scenarios a seed may move a host into: quick ones (no timeouts, retries or slow replies,
+# so a seeded demo takes as long as an unseeded one), each with its own verdict.
+SEED_TARGETS = (
+    "healthy", "winrm-service-stopped", "expired-service-password", "standard-user-account",
+    "defender-not-installed", "dns-filter-nxdomain", "proxy-requires-authentication",
+    "firewall-drops-443", "trusted-tls-inspection", "tls-handshake-reset", "proxy-block-page",
+    "ecs-service-error", "core-service-stopped", "not-onboarded", "dns-sinkhole",
+)
+SEED_SHARE = 0.1
+
+
+def demo_scenarios(n: int, seed: int = 0) -> list[str]:
+    """The scenario of each of ``n`` demo hosts for ``seed`` (see ``demo_specs``).
+
+    Of the hosts a seed moves, half (as far as there are) are healthy ones that break; the
+    others are failing ones that are fixed or fail another way, so that a diff between two
+    seeds shows every kind of change.
     """
     order = scenarios.DEMO_ORDER
-    return [
-        scenario_spec(order[i % len(order)], f"ws-{i + 1:04d}", address, port=port,
-                      https_port=https_port, ca_bundle=ca_bundle)
-        for i, address in enumerate(demo_addresses(n, base))
-    ]
+    chosen = [order[i % len(order)] for i in range(n)]
+    if seed == 0 or n == 0:
+        return chosen
+    rng = random.Random(seed)  # deterministic per seed; not for anything secret
+    moved = max(1, round(n * SEED_SHARE))
+    healthy = [i for i, name in enumerate(chosen) if scenarios.get(name).expected is Category.OK]
+    failing = [i for i in range(n) if i not in set(healthy)]
+    breaking = rng.sample(healthy, min(len(healthy), (moved + 1) // 2))
+    others = rng.sample(failing, min(len(failing), moved - len(breaking)))
+    for index in sorted(breaking + others):
+        current = scenarios.get(chosen[index]).expected
+        if current is not Category.OK and rng.random() < 0.5:
+            chosen[index] = "healthy"  # fixed overnight
+            continue
+        targets = [t for t in SEED_TARGETS
+                   if t != "healthy" and scenarios.get(t).expected != current]
+        chosen[index] = rng.choice(targets)
+    return chosen
 
 
 def scenario_spec(

@@ -39,6 +39,7 @@ from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException, PSInv
 from psrpcore.types import PSVersion
 
 from fleet_ecs.sim import wsman
+from fleet_ecs.sim.pypsrp_fetch import pypsrp_fetch_step
 from fleet_ecs.sim.steps import HostContext, Step, UnknownScript, start_step
 from fleet_ecs.sim.wsman import WsmanFault, WsmanRequest
 
@@ -352,7 +353,8 @@ class WinRMService:
         try:
             if command is None or not command.is_script:
                 raise UnknownScript("not a script")
-            run.step = start_step(ctx, command.command_text)
+            # pypsrp's own Client.fetch script is answered too, for the fetch benchmark.
+            run.step = pypsrp_fetch_step(ctx, command) or start_step(ctx, command.command_text)
         except UnknownScript as exc:
             logger.debug("%s: refusing pipeline: %s", self.machine, exc)
             run.pipe.write_error(
