@@ -10,12 +10,11 @@ Layout::
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from fleet_ecs.atomic import atomic_text_writer
 from fleet_ecs.errors import OutputError
 from fleet_ecs.models import HostResult
 
@@ -76,18 +75,9 @@ def resume(run_dir: Path) -> tuple[dict[str, Any], set[str]]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see either the old file or the complete new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1, ensure_ascii=False, sort_keys=False)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON durably: readers see either the old file or the complete new one."""
+    with atomic_text_writer(path, durable=True) as out:
+        json.dump(data, out, indent=1, ensure_ascii=False)
 
 
 def write_result(run_dir: Path, result: HostResult) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fleet_ecs.errors import OutputError
 from fleet_ecs.models import Category, Status
-from fleet_ecs.report.atomic import atomic_text_writer, write_text_atomic
+from fleet_ecs.atomic import atomic_text_writer, write_text_atomic
 from fleet_ecs.report.diff import RunChanges, TrendPoint, write_diff
 from fleet_ecs.report.hosttext import render_host_text, tool_version
 from fleet_ecs.report.html import render_html, slim_facts

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet_ecs.report.atomic import atomic_text_writer, write_text_atomic
+from fleet_ecs.atomic import atomic_text_writer, write_text_atomic
 from fleet_ecs.report.tables import spreadsheet_text
 from fleet_ecs.report.textclean import clean_text
 

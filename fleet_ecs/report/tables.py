@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet_ecs.models import HostResult
-from fleet_ecs.report.atomic import atomic_text_writer
+from fleet_ecs.atomic import atomic_text_writer
 
 logger = logging.getLogger(__name__)
 

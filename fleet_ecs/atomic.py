@@ -1,9 +1,10 @@
-"""Atomic file replacement for derived outputs.
+"""Atomic file replacement: readers see the old file or the whole new one, never half.
 
-A reader (a browser tab, a spreadsheet, a second ``fleet-ecs report``) must never see half a
-report, so every output is written to a temporary file in the same folder and then moved over
-the old one with ``os.replace``, which is atomic on one file system. There is no fsync: these
-files are derived and can always be rebuilt, and thousands of fsyncs would dominate the build.
+Every file is written to a temporary file in the same folder and then moved over the old one
+with ``os.replace``, which is atomic on one file system. Host results are the run's source of
+truth and are made ``durable`` (fsync before the rename), so a crash or a power cut cannot leave
+an empty result behind; derived reports skip the fsync, since they can always be rebuilt and
+thousands of fsyncs would dominate the build.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def atomic_text_writer(
-    path: Path, *, encoding: str = "utf-8", newline: str | None = "\n"
+    path: Path, *, encoding: str = "utf-8", newline: str | None = "\n", durable: bool = False
 ) -> Iterator[TextIO]:
     """Yield a text handle whose content replaces ``path`` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +31,9 @@ def atomic_text_writer(
     try:
         with os.fdopen(fd, "w", encoding=encoding, newline=newline) as handle:
             yield handle
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         # mkstemp creates 0600; outputs are meant to be shared like any other file.
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
