@@ -16,8 +16,13 @@ from pypsrp.wsman import WSMan
 
 from fleet_ecs.probe.contract import SCHEMA, STEP_MARKER, psquote
 from fleet_ecs.sim.credentials import DEMO_PASSWORD, DEMO_USERNAME
-from fleet_ecs.sim.fleet import FleetHandle, SimulatedFleet, build_hosts, demo_specs
-from fleet_ecs.sim.fleet import find_free_block
+from fleet_ecs.sim.fleet import (
+    FleetHandle,
+    SimulatedFleet,
+    build_hosts,
+    demo_specs,
+    find_free_block,
+)
 from fleet_ecs.sim.pypsrp_fetch import is_pypsrp_fetch
 
 pytestmark = pytest.mark.timeout(30)
