@@ -60,7 +60,8 @@ def test_a_stream_past_the_bound_is_cut_and_removed(tmp_path):
             session.run_step("probe", render_step(
                 "probe", Url="https://ecs.office.com/config/v1/", Host="ecs.office.com",
                 WorkDir=work, Capture=True, CaptureMaxMb=1, TimeoutSec=3,
-                TraceSession="FleetEcsTrace", BodyLimit=100, DefenderProxy=""))
+                TraceSession="FleetEcsTrace", BodyLimit=100, DefenderProxy="",
+                MachineProxy=""))
             dest = tmp_path / "capture.etl"
             with pytest.raises(TransportError, match="grew past its bound"):
                 session.fetch("fetch", render_step("fetch", Path=work + "\\capture.etl",

@@ -27,7 +27,9 @@ ecs     MpCmdRun (full path of the MpCmdRun.exe to run), TrustedPublisher (the `
 probe   Url, Host, WorkDir (``<temp>\\fleet-ecs-<run id>``), Capture (``1``/``0``),
         CaptureMaxMb, TimeoutSec, TraceSession, BodyLimit (bytes of body to keep),
         DefenderProxy (``host:port`` of Defender's own static proxy, or empty: the machine path
-        then uses the WinHTTP proxy)
+        then uses the WinHTTP proxy), MachineProxy (``host:port`` the machine path goes through
+        as Python read it from the facts: Defender's proxy, else the WinHTTP proxy; empty for
+        direct; the capture is filtered to the ECS addresses plus this proxy's)
 alternates Urls (``|``-separated ECS URLs to try besides the configured one), TimeoutSec,
         BodyLimit, DefenderProxy
 fetch   Path, ChunkSize (bytes per base64 chunk, before encoding)
@@ -53,7 +55,9 @@ facts   {step, schema, ps_version, ps_edition, clr_version, computer_name, user,
            4 KiB, or null), sense_service (status of the Sense service or null),
          defender_proxy: {ProxyServer, ProxyPacUrl, ProxyBypass} (strings or null, from
            HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows Defender), telemetry_proxy (the
-           TelemetryProxyServer policy value or null).
+           TelemetryProxyServer policy value or null), winhttp_proxy: {output, exit_code}
+           (``netsh winhttp show proxy``, raw, as in the probe step; read here so that the
+           capture can be filtered to the proxy Defender's path goes through).
         When PowerShell is older than 5.1 the script stops early and the document holds only
         {step, schema, ps_version}.
 ecs     {step, schema, path, exists,

@@ -86,6 +86,7 @@ def run_probe(
             Url=url, Host=_host_of(url), WorkDir=work_dir, Capture=capture,
             CaptureMaxMb=settings.capture_max_mb, TimeoutSec=int(settings.probe_timeout),
             TraceSession=contract.TRACE_SESSION, BodyLimit=BODY_LIMIT, DefenderProxy=proxy,
+            MachineProxy=machine_proxy(facts),
         )
         outcome.verdict = diagnose(outcome.docs)
         if outcome.verdict.diagnosis.category in NETWORK_FAILURES:
@@ -104,6 +105,20 @@ def run_probe(
 def defender_proxy(facts: dict[str, Any]) -> str:
     """Defender's own static proxy (``host:port``), which its services use before WinHTTP's."""
     server = ((facts.get("defender_proxy") or {}).get("ProxyServer") or "").strip()
+    return server.removeprefix("http://").removeprefix("https://").rstrip("/")
+
+
+def machine_proxy(facts: dict[str, Any]) -> str:
+    """The ``host:port`` Defender's path goes through: its own proxy, else WinHTTP's; or ''."""
+    own = defender_proxy(facts)
+    if own:
+        return own
+    winhttp = parse.parse_winhttp_proxy((facts.get("winhttp_proxy") or {}).get("output"))
+    if winhttp.direct or not winhttp.server:
+        return ""
+    # "proxy:8080" or "http=proxy:8080;https=proxy:8443": the https entry serves ECS.
+    entries = dict(part.split("=", 1) for part in winhttp.server.split(";") if "=" in part)
+    server = entries.get("https") or entries.get("http") or winhttp.server.split(";")[0]
     return server.removeprefix("http://").removeprefix("https://").rstrip("/")
 
 

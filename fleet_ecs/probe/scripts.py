@@ -47,6 +47,7 @@ STEP_INPUTS: dict[str, tuple[str, ...]] = {
         "TraceSession",
         "BodyLimit",
         "DefenderProxy",
+        "MachineProxy",
     ),
     "alternates": ("Urls", "TimeoutSec", "BodyLimit", "DefenderProxy"),
     "fetch": ("Path", "ChunkSize"),

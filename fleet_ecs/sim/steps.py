@@ -197,11 +197,20 @@ class FactsStep(Step):
             "sense_service": "Running",
             "defender_proxy": {"ProxyServer": None, "ProxyPacUrl": None, "ProxyBypass": None},
             "telemetry_proxy": None,
+            "winhttp_proxy": _winhttp_proxy(self.ctx),
         }
         doc = apply_overrides(doc, scenario.facts, _values(self.ctx))
         if scenario.facts_only is not None:
             doc = {k: v for k, v in doc.items() if k in scenario.facts_only}
         return doc
+
+
+def _winhttp_proxy(ctx: HostContext) -> dict[str, Any]:
+    """``netsh winhttp show proxy`` as the facts step reads it: the scenario's, else direct."""
+    given = ctx.scenario.probe.get("winhttp_proxy")
+    if isinstance(given, Mapping) and isinstance(given.get("output"), str):
+        return {"output": given["output"], "exit_code": given.get("exit_code", 0)}
+    return {"output": wt.winhttp_direct(ctx.lang), "exit_code": 0}
 
 
 class EcsStep(Step):

@@ -36,6 +36,7 @@ REALISTIC: dict[str, dict[str, object]] = {
         "TraceSession": contract.TRACE_SESSION,
         "BodyLimit": 4096,
         "DefenderProxy": "proxy.contoso.example:8080",
+        "MachineProxy": "proxy.contoso.example:8080",
     },
     "alternates": {
         "Urls": "https://mdav.eu.endpoint.security.microsoft.com/ecs/config/v1/"
@@ -113,7 +114,7 @@ CONTRACT_KEYS: dict[str, list[tuple[str, ...]]] = {
             "mp_status_error",
             # schema 2
             "is_elevated", "defender_policy", "onboarding_state", "onboarded_info",
-            "sense_service", "defender_proxy", "telemetry_proxy",
+            "sense_service", "defender_proxy", "telemetry_proxy", "winhttp_proxy",
         ),
         (
             "AMProductVersion", "AMEngineVersion", "AMServiceVersion", "AMRunningMode",

@@ -31,7 +31,7 @@ DOC_KEYS: dict[str, list[tuple[str, ...]]] = {
          "temp_dir", "defender_install_location", "platform_root", "platform_folders",
          "windefend_service", "mdcoresvc_service", "mp_status", "mp_status_error",
          "is_elevated", "defender_policy", "onboarding_state", "onboarded_info",
-         "sense_service", "defender_proxy", "telemetry_proxy"),
+         "sense_service", "defender_proxy", "telemetry_proxy", "winhttp_proxy"),
         ("AMProductVersion", "AMEngineVersion", "AMServiceVersion", "AMRunningMode",
          "RealTimeProtectionEnabled"),
         ("DisableCoreServiceECSIntegration", "ForceDefenderPassiveMode", "PassiveMode",

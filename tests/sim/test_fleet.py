@@ -37,6 +37,7 @@ FACT_KEYS = {
     "defender_install_location", "platform_root", "platform_folders", "windefend_service",
     "mdcoresvc_service", "mp_status", "mp_status_error", "is_elevated", "defender_policy",
     "onboarding_state", "onboarded_info", "sense_service", "defender_proxy", "telemetry_proxy",
+    "winhttp_proxy",
 }
 
 

@@ -290,7 +290,7 @@ def test_alternates_step_without_urls_has_no_targets() -> None:
 def test_defender_proxy_input_routes_the_machine_path() -> None:
     doc = json.loads(run_step("healthy", script(
         "probe", Host=ECS_HOST, WorkDir=WORK_DIR, Capture="0",
-        DefenderProxy="defproxy.contoso.com:3128"))[0])
+        DefenderProxy="defproxy.contoso.com:3128", MachineProxy="defproxy.contoso.com:3128"))[0])
     assert (doc["machine"]["proxy"], doc["machine"]["proxy_source"]) == (
         "defproxy.contoso.com:3128", "defender")
 
@@ -491,7 +491,7 @@ def test_regional_block_and_sim_raw_over_pypsrp(fleet_of) -> None:
     probe = _run(regional, script(
         "probe", Url=f"https://{ECS_HOST}/ecs/config/v1/", Host=ECS_HOST, WorkDir=WORK_DIR,
         Capture="0", CaptureMaxMb="20", TimeoutSec="5", TraceSession="FleetEcsTrace",
-        BodyLimit="512", DefenderProxy=""))
+        BodyLimit="512", DefenderProxy="", MachineProxy=""))
     assert probe["capture"]["status_before"] == "Ein neuer Text.\r\n"
     assert probe["tls"] is None and probe["machine"]["error_code"] == 12002
     alternates = _run(regional, script("alternates", Urls="|".join(ALTERNATE_URLS),

@@ -33,7 +33,7 @@ FACT_KEYS = {
     "mdcoresvc_service", "mp_status", "mp_status_error",
     # schema 2
     "is_elevated", "defender_policy", "onboarding_state", "onboarded_info", "sense_service",
-    "defender_proxy", "telemetry_proxy",
+    "defender_proxy", "telemetry_proxy", "winhttp_proxy",
 }
 MP_STATUS_KEYS = {"AMProductVersion", "AMEngineVersion", "AMServiceVersion", "AMRunningMode",
                   "RealTimeProtectionEnabled"}
@@ -96,7 +96,7 @@ def docs(scenario: str, raw: dict | None = None, capture: str = "0",
     probe = one(script(
         "probe", Url=f"https://{ECS_HOST}/ecs/config/v1/x", Host=ECS_HOST, WorkDir=WORK_DIR,
         Capture=capture, CaptureMaxMb="20", TimeoutSec="7", TraceSession="FleetEcsTrace",
-        BodyLimit="4096", DefenderProxy=""))
+        BodyLimit="4096", DefenderProxy="", MachineProxy=""))
     alternates = one(script("alternates", Urls="|".join(ALTERNATE_URLS), TimeoutSec="7",
                             BodyLimit="4096", DefenderProxy=""))
     return {"facts": facts, "ecs": ecs, "probe": probe, "alternates": alternates}
