@@ -95,3 +95,4 @@ def wrap(message: bytes, seal: Wrapper, protocol: str = SPNEGO) -> bytes:
     return head + struct.pack("<i", len(signature)) + signature + sealed + (
         f"--{BOUNDARY}--\r\n".encode("ascii")
     )
+

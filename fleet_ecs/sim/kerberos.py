@@ -44,6 +44,7 @@ from spnego.exceptions import SpnegoError
 
 from fleet_ecs.sim import encryption
 from fleet_ecs.sim.auth import AuthMethod, AuthOutcome, AuthSetup, ConnectionAuth
+from fleet_ecs.sim.sealing import SealingConnection
 from fleet_ecs.sim.auth import register_method
 
 logger = logging.getLogger(__name__)
@@ -180,30 +181,20 @@ class KerberosAuth(AuthMethod):
         return KerberosConnection(self.scheme, self.keytab, self._allowed)
 
 
-class KerberosConnection(ConnectionAuth):
+class KerberosConnection(SealingConnection):
     """One connection's Kerberos context; it seals replies once the client seals requests."""
 
+    method_name = "Kerberos"
+
     def __init__(self, scheme: str, keytab: Path | None, allowed: set[str] | None) -> None:
+        super().__init__(_PROTOCOL_FOR[scheme])
         self._scheme = scheme
         self._keytab = keytab
         self._allowed = allowed
-        self._context: spnego.ContextProxy | None = None
-        self._login: str | None = None
-        self._protocol = _PROTOCOL_FOR[scheme]
-        self._sealed = False  # whether the request being answered came sealed
-
-    @property
-    def session_login(self) -> str | None:
-        return self._login
-
-    @property
-    def encrypts(self) -> bool:
-        return self._login is not None
 
     def authenticate(self, credentials: str) -> AuthOutcome:
-        try:
-            token = base64.b64decode(credentials.strip(), validate=True)
-        except (binascii.Error, ValueError):
+        token = self._token(credentials)
+        if token is None:
             return self._refuse("token is not base64")
         if not token:
             return self._refuse("empty token")
@@ -238,34 +229,6 @@ class KerberosConnection(ConnectionAuth):
             headers = (("WWW-Authenticate", value),)
         logger.debug("Kerberos login of %s", principal)
         return AuthOutcome(user, headers)
-
-    def _refuse(self, why: str) -> AuthOutcome:
-        logger.debug("Kerberos login refused: %s", why)
-        self._context = None
-        self._login = None
-        return AuthOutcome(None)
-
-    def unwrap(self, content_type: str, body: bytes) -> bytes:
-        self._sealed = encryption.is_encrypted(content_type)
-        if not self._sealed:
-            return body
-        context = self._context
-        if context is None or not context.complete:
-            raise encryption.FramingError("no security context to decrypt with")
-        self._protocol = encryption.protocol_of(content_type) or _PROTOCOL_FOR[self._scheme]
-        return encryption.unwrap(body, context.unwrap_winrm)
-
-    def wrap(self, body: bytes) -> tuple[str, bytes]:
-        context = self._context
-        if not self._sealed or context is None or not context.complete:
-            return super().wrap(body)  # a client that did not seal expects no seal either
-
-        def seal(message: bytes) -> tuple[bytes, bytes]:
-            result = context.wrap_winrm(message)
-            return result.header, result.data
-
-        protocol = self._protocol
-        return encryption.content_type(protocol), encryption.wrap(body, seal, protocol)
 
 
 def _kerberos_scheme_for_host(setup: AuthSetup) -> KerberosAuth:

@@ -33,6 +33,7 @@ from spnego.exceptions import SpnegoError
 from fleet_ecs.errors import SimulatorError
 from fleet_ecs.sim import encryption
 from fleet_ecs.sim.auth import AuthMethod, AuthOutcome, AuthSetup, ConnectionAuth
+from fleet_ecs.sim.sealing import SealingConnection
 from fleet_ecs.sim.auth import register_method
 
 logger = logging.getLogger(__name__)
@@ -109,26 +110,17 @@ class NtlmAuth(AuthMethod):
         return NtlmConnection(self._names, self._file)
 
 
-class NtlmConnection(ConnectionAuth):
+class NtlmConnection(SealingConnection):
+    method_name = "NTLM"
+
     def __init__(self, names: Mapping[str, str], users_file: Path) -> None:
+        super().__init__(encryption.SPNEGO)
         self._names = names
         self._file = users_file
-        self._context: spnego.ContextProxy | None = None
-        self._login: str | None = None
-        self._sealed = False  # whether the request being answered came sealed
-
-    @property
-    def session_login(self) -> str | None:
-        return self._login
-
-    @property
-    def encrypts(self) -> bool:
-        return self._login is not None
 
     def authenticate(self, credentials: str) -> AuthOutcome:
-        try:
-            token = base64.b64decode(credentials.strip(), validate=True)
-        except (binascii.Error, ValueError):
+        token = self._token(credentials)
+        if token is None:
             return self._refuse("token is not base64")
         if self._context is None or self._context.complete:
             self._login = None  # a new handshake replaces the connection's identity
@@ -149,32 +141,6 @@ class NtlmConnection(ConnectionAuth):
         account = principal.rsplit("\\", 1)[-1].split("@", 1)[0]
         self._login = self._names.get(account.lower(), account)
         return AuthOutcome(self._login, headers)
-
-    def _refuse(self, why: str) -> AuthOutcome:
-        logger.debug("NTLM login refused: %s", why)
-        self._context = None
-        self._login = None
-        return AuthOutcome(None)
-
-    def unwrap(self, content_type: str, body: bytes) -> bytes:
-        self._sealed = encryption.is_encrypted(content_type)
-        if not self._sealed:
-            return body
-        context = self._context
-        if context is None or not context.complete:
-            raise encryption.FramingError("no security context to decrypt with")
-        return encryption.unwrap(body, context.unwrap_winrm)
-
-    def wrap(self, body: bytes) -> tuple[str, bytes]:
-        context = self._context
-        if not self._sealed or context is None or not context.complete:
-            return super().wrap(body)  # a client that did not seal cannot unseal either
-
-        def seal(message: bytes) -> tuple[bytes, bytes]:
-            result = context.wrap_winrm(message)
-            return result.header, result.data
-
-        return encryption.content_type(), encryption.wrap(body, seal)
 
 
 register_method("negotiate", NtlmAuth.for_host)
