@@ -43,9 +43,8 @@ import spnego
 from spnego.exceptions import SpnegoError
 
 from fleet_ecs.sim import encryption
-from fleet_ecs.sim.auth import AuthMethod, AuthOutcome, AuthSetup, ConnectionAuth
+from fleet_ecs.sim.auth import AuthMethod, AuthOutcome, AuthSetup, ConnectionAuth, register_method
 from fleet_ecs.sim.sealing import SealingConnection
-from fleet_ecs.sim.auth import register_method
 
 logger = logging.getLogger(__name__)
 
