@@ -128,12 +128,15 @@ def scan(
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted run in --out: scan only the hosts "
         "without a result there, keep the rest, then report on all of them."),
+    system_path: bool = typer.Option(
+        False, "--system-path", help="Measure Defender's path as SYSTEM through a one-shot "
+        "scheduled task on each host (opt-in: your SOC will see task creation events)."),
 ) -> None:
     """Scan every host of INVENTORY and write results, CSV, XLSX and HTML into --out."""
     settings = ScanSettings(
         concurrency=concurrency, rate=rate, deadline=deadline, capture=capture,
         connect_timeout=connect_timeout, read_timeout=read_timeout,
-        operation_timeout=operation_timeout, run_id=_run_id(),
+        operation_timeout=operation_timeout, run_id=_run_id(), system_path=system_path,
     )
     options = RunOptions(history=_history_path(history), quiet=quiet,
                          fail_threshold=fail_threshold, resume=resume)

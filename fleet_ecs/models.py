@@ -138,6 +138,9 @@ class ScanSettings:
     probe_timeout: float = 15.0
     capture_max_mb: int = 20
     run_id: str = ""
+    # Opt-in: measure the machine path as SYSTEM through a one-shot scheduled task (probe step
+    # input SystemPath); off by default because remote SYSTEM tasks look like an attack.
+    system_path: bool = False
 
 
 @dataclass

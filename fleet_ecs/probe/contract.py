@@ -29,7 +29,11 @@ probe   Url, Host, WorkDir (``<temp>\\fleet-ecs-<run id>``), Capture (``1``/``0`
         DefenderProxy (``host:port`` of Defender's own static proxy, or empty: the machine path
         then uses the WinHTTP proxy), MachineProxy (``host:port`` the machine path goes through
         as Python read it from the facts: Defender's proxy, else the WinHTTP proxy; empty for
-        direct; the capture is filtered to the ECS addresses plus this proxy's)
+        direct; the capture is filtered to the ECS addresses plus this proxy's),
+        SystemPath (``1``/``0``; ``0`` unless the user opted in; ``1`` measures the machine
+        path as SYSTEM in a one-shot scheduled task ``\\FleetEcs\\FleetEcs-<run id>``,
+        registered, started and unregistered by the step itself; opt-in because creating
+        SYSTEM tasks remotely looks like an attack to a SOC)
 alternates Urls (``|``-separated ECS URLs to try besides the configured one), TimeoutSec,
         BodyLimit, DefenderProxy
 fetch   Path, ChunkSize (bytes per base64 chunk, before encoding)
@@ -103,13 +107,20 @@ probe   {step, schema, url, host,
                    (WinHttp.WinHttpRequest.5.1 with the WinHTTP proxy, or Defender's own
                    static proxy when set). It has no certificate access; the chain comes
                    from ``tls``.
+                   With SystemPath ``1``, mechanism is "system-task" when the same request
+                   ran as SYSTEM in the scheduled task (the same keys otherwise). When that
+                   could not be done (no ScheduledTasks module, access denied, execution
+                   policy, timeout) the request runs in the WinRM user's session as without
+                   SystemPath, mechanism stays "winhttp-com", and one more key, system_error
+                   (why the SYSTEM run failed, a message), is present; it is absent otherwise.
 fetch   base64 chunk strings in order, then {step, schema, path, size, sha256} (upper-case hex,
         as Get-FileHash prints it). A missing file gives only {step, schema, path, error}.
 cleanup {step, schema, work_dir, trace_stopped, removed, error}
 alternates {step, schema, targets: [{url, host, dns, tcp_all, tls, machine, http}]}: the same
         checks as ``probe`` (same keys, same meaning) for each extra URL, without a capture.
         Run only when the configured endpoint failed, so the report can say which endpoints
-        are blocked and which are not.
+        are blocked and which are not. Its machine path is always measured in the WinRM
+        user's session (mechanism "winhttp-com"), SystemPath or not.
 """
 
 from __future__ import annotations

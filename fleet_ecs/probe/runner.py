@@ -86,7 +86,7 @@ def run_probe(
             Url=url, Host=_host_of(url), WorkDir=work_dir, Capture=capture,
             CaptureMaxMb=settings.capture_max_mb, TimeoutSec=int(settings.probe_timeout),
             TraceSession=contract.TRACE_SESSION, BodyLimit=BODY_LIMIT, DefenderProxy=proxy,
-            MachineProxy=machine_proxy(facts),
+            MachineProxy=machine_proxy(facts), SystemPath=settings.system_path,
         )
         outcome.verdict = diagnose(outcome.docs)
         if outcome.verdict.diagnosis.category in NETWORK_FAILURES:

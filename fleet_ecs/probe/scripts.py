@@ -48,10 +48,18 @@ STEP_INPUTS: dict[str, tuple[str, ...]] = {
         "BodyLimit",
         "DefenderProxy",
         "MachineProxy",
+        "SystemPath",
     ),
     "alternates": ("Urls", "TimeoutSec", "BodyLimit", "DefenderProxy"),
     "fetch": ("Path", "ChunkSize"),
     "cleanup": ("WorkDir", "TraceSession"),
+}
+
+# Opt-in inputs added after a step's first release, with the value a caller that does not pass
+# them gets: always the conservative one, so that an old caller never opts in by accident. The
+# rendered script still holds every input line.
+STEP_DEFAULTS: dict[str, dict[str, object]] = {
+    "probe": {"SystemPath": False},
 }
 
 
@@ -165,12 +173,15 @@ def _check_inputs(step: str, inputs: dict[str, object]) -> None:
 def input_block(step: str, **inputs: object) -> str:
     """The ``$FE_<Name> = '<value>'`` lines of ``step``, in ``STEP_INPUTS`` order."""
     _check_step(step)
+    inputs = STEP_DEFAULTS.get(step, {}) | inputs
     _check_inputs(step, inputs)
     return "\n".join(f"$FE_{name} = {contract.psquote(inputs[name])}" for name in STEP_INPUTS[step])
 
 
 def render_step(step: str, **inputs: object) -> str:
     """Render ``step``'s script with exactly the inputs the contract lists for it.
+
+    An input listed in ``STEP_DEFAULTS`` may be left out; it is then rendered with its default.
 
     Raises ``ValueError`` for an unknown step, a missing, unexpected or ``None`` input, or a
     template that is not ASCII.

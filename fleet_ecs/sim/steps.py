@@ -384,6 +384,9 @@ def build_target(
         "http": _http_ok(p, host),
     }
     doc = apply_overrides(doc, overrides, values)
+    if inputs.get("SystemPath") == "1" and isinstance(doc.get("machine"), dict):
+        # The probe step's opt-in SYSTEM measurement; the simulated task always succeeds.
+        doc["machine"]["mechanism"] = "system-task"
     limit = _int(inputs.get("BodyLimit"), 4096)
     for path in ("http", "machine"):
         part = doc.get(path)

@@ -37,6 +37,7 @@ REALISTIC: dict[str, dict[str, object]] = {
         "BodyLimit": 4096,
         "DefenderProxy": "proxy.contoso.example:8080",
         "MachineProxy": "proxy.contoso.example:8080",
+        "SystemPath": False,
     },
     "alternates": {
         "Urls": "https://mdav.eu.endpoint.security.microsoft.com/ecs/config/v1/"
