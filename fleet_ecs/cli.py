@@ -19,6 +19,7 @@ import logging
 import signal
 import sqlite3
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -266,6 +267,8 @@ def script(
 def import_(
     run_dir: Path = typer.Argument(..., help="The run directory to add the hosts to."),
     files: list[Path] = typer.Argument(..., help="Result files written by the standalone script."),
+    replace: bool = typer.Option(
+        False, "--replace", help="Replace hosts the run already holds (by default refused)."),
 ) -> None:
     """Add results of the standalone script to a run, diagnosed like scanned hosts."""
 
@@ -276,7 +279,7 @@ def import_(
         if not run_dir.is_dir():
             rundir.prepare(run_dir)  # a new run made of imported hosts only
         for path in files:
-            result = import_file(run_dir, path)
+            result = import_file(run_dir, path, replace=replace)
             typer.echo(f"{path}: {result.host} {result.status.value} {result.category.value}")
         summary = _build_reports(run_dir)
         _print_summary(summary, run_dir)
@@ -351,6 +354,9 @@ def _scan(hosts: list[HostSpec], passwords, out: Path, settings: ScanSettings,  
             return _scan_prepared(hosts, passwords, out, settings, source, group_limits,
                                   options)
     meta, done = rundir.resume(out)
+    if meta.get("inventory") not in (None, source):
+        raise ConfigError(f"{out} holds a run of {meta['inventory']}, not of {source}: "
+                          "resume it with that inventory, or scan into a new --out")
     skipped = [h for h in hosts if h.name in done]
     todo = [h for h in hosts if h.name not in done]
     settings = dataclasses.replace(settings, run_id=str(meta["run_id"]))
@@ -581,12 +587,10 @@ def _diff(path: Path, name_a: str | None, name_b: str | None) -> int:
 def _run_demo(count: int, out: Path, settings: ScanSettings, seed: int = 0,
               options: RunOptions | None = None) -> int:
     from fleet_ecs.sim.credentials import DEMO_PASSWORD
-    from fleet_ecs.sim.fleet import SimulatedFleet, build_hosts, demo_specs, find_free_block
 
     options = options or RunOptions(demo=True)
     options = dataclasses.replace(options, extra_meta={**options.extra_meta, "demo_seed": seed})
-    specs = demo_specs(count, find_free_block(count), seed=seed)
-    handle = SimulatedFleet(build_hosts(specs)).start_in_thread()
+    specs, handle = _start_demo_fleet(count, seed)
     if not options.quiet:
         typer.echo(f"simulated fleet: {count} hosts from {specs[0].address} (seed {seed})",
                    err=True)
@@ -594,6 +598,22 @@ def _run_demo(count: int, out: Path, settings: ScanSettings, seed: int = 0,
         return _scan(specs, lambda _spec: DEMO_PASSWORD, out, settings, "demo", options=options)
     finally:
         handle.stop()
+
+
+def _start_demo_fleet(count: int, seed: int):  # noqa: ANN202
+    """A simulated fleet on a free loopback block; another demo may take the block first."""
+    from fleet_ecs.errors import SimulatorError
+    from fleet_ecs.sim.fleet import SimulatedFleet, build_hosts, demo_specs, find_free_block
+
+    for attempt in range(5):
+        specs = demo_specs(count, find_free_block(count), seed=seed)
+        try:
+            return specs, SimulatedFleet(build_hosts(specs)).start_in_thread()
+        except SimulatorError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))  # let the other demo finish binding its block
+    raise AssertionError("unreachable")
 
 
 def _serve(inventory: Path) -> int:

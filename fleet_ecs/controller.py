@@ -149,8 +149,7 @@ class Controller:
                 await limits.enter_async_context(groups[name])
             await limits.enter_async_context(semaphore)
             if not self.stop_event.is_set():
-                async with throttler:
-                    pass
+                await self._admit(throttler)
             if self.stop_event.is_set():
                 # Every inventory host gets a row, so a stopped run never looks complete.
                 self._record(self._unscanned(spec))
@@ -167,6 +166,20 @@ class Controller:
         if result.category is Category.CLIENT_CONFIG_ERROR:
             self._client_faults.setdefault(client_key(spec), result.error or result.hint)
         self._record(result)
+
+    async def _admit(self, throttler) -> None:  # noqa: ANN001
+        """Wait for the rate limit's next slot, but give up at once when the scan stops.
+
+        At a low rate hundreds of hosts queue here; a stop must not wait for their turns.
+        Abandoning a pending ``acquire`` takes no slot: asyncio-throttle records a start only
+        once it grants one.
+        """
+        while not self.stop_event.is_set():
+            try:
+                await asyncio.wait_for(throttler.acquire(), timeout=0.25)
+                return
+            except asyncio.TimeoutError:
+                continue
 
     def _client_fault(self, spec: HostSpec) -> HostResult | None:
         message = self._preflight.get(spec.name) or self._client_faults.get(client_key(spec))

@@ -32,8 +32,12 @@ class ImportError_(ConfigError):  # noqa: N801 - "ImportError" would shadow the 
     pass
 
 
-def import_file(run_dir: Path, path: Path) -> HostResult:
-    """Diagnose one standalone result file and write it as a host of ``run_dir``."""
+def import_file(run_dir: Path, path: Path, *, replace: bool = False) -> HostResult:
+    """Diagnose one standalone result file and write it as a host of ``run_dir``.
+
+    A host the run already holds (scanned, or imported before) is refused unless ``replace``:
+    two machines whose names clean up to the same folder name must not overwrite each other.
+    """
     data = _read(path)
     docs = {step: data["docs"][step] for step in _STEPS
             if isinstance(data["docs"].get(step), dict)}
@@ -41,6 +45,9 @@ def import_file(run_dir: Path, path: Path) -> HostResult:
         if doc.get("step") != step:
             raise ImportError_(f"{path}: the {step} document says it is {doc.get('step')!r}")
     host = host_name(str(data.get("computer_name") or ""), path)
+    if not replace and (rundir.host_dir(run_dir, host) / "result.json").exists():
+        raise ImportError_(f"{path}: the run already holds host {host}; use --replace to "
+                           "replace it")
     verdict = diagnose(docs)
     diagnosis = verdict.diagnosis
     generated = str(data.get("generated_at") or "")[:40]
@@ -77,6 +84,8 @@ def _read(path: Path) -> dict[str, Any]:
         raise ImportError_(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ImportError_(f"{path}: not a JSON file: {exc}") from exc
+    except RecursionError as exc:
+        raise ImportError_(f"{path}: nested too deeply to be a fleet-ecs result") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ImportError_(f"{path}: not a fleet-ecs standalone result (format {FORMAT!r})")
     if data.get("version") != 1 or not isinstance(data.get("docs"), dict):

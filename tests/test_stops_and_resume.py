@@ -101,3 +101,17 @@ def test_kill_9_then_resume_scans_only_the_rest(tmp_path):
     got, want = rows(tmp_path / "run"), rows(tmp_path / "reference")
     assert {h: r["category"] for h, r in got.items()} == \
         {h: r["category"] for h, r in want.items()}
+
+
+def test_resume_refuses_another_inventory(tmp_path):
+    inv = inventory(tmp_path, delay=0.0)
+    other = tmp_path / "other.yaml"
+    other.write_text(inv.read_text())
+    with SimulatedFleet(build_hosts(load_inventory(inv).hosts)).start_in_thread():
+        first = CliRunner().invoke(cli.app, ["scan", str(inv), "--out", str(tmp_path / "run"),
+                                             "--rate", "50", "--capture", "off"])
+        assert first.exit_code == 1, first.output
+    resumed = CliRunner().invoke(cli.app, ["scan", str(other), "--out", str(tmp_path / "run"),
+                                           "--resume"])
+    assert resumed.exit_code == 3
+    assert "holds a run of" in resumed.output

@@ -30,7 +30,7 @@ FORMAT = "fleet-ecs-standalone"
 FORMAT_VERSION = 1
 TRUSTED_PUBLISHER = "Microsoft Corporation"
 BODY_LIMIT = 2048
-DEFAULT_CAPTURE_MAX_MB = 64
+DEFAULT_CAPTURE_MAX_MB = 20  # as a scan's capture
 
 # The run id names the script's temp folder, so it must be a plain word.
 _RUN_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")

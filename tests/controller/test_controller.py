@@ -191,3 +191,19 @@ def test_full_disk_stops_new_hosts_and_keeps_written_results(tmp_path, monkeypat
     assert kept == ["h000", "h001", "h002"]
     for name in kept:
         json.loads((tmp_path / "hosts" / name / "result.json").read_text())  # intact
+
+
+def test_stop_does_not_wait_for_the_rate_limit(tmp_path):
+    def scan(host, password, settings, budget, run_dir):
+        controller.request_stop()
+        return fake_result(host)
+
+    settings = ScanSettings(concurrency=50, rate=0.2, deadline=10)  # one start per 5 s
+    controller = Controller(settings, tmp_path, lambda h: None, scan=scan)
+    t0 = time.monotonic()
+    outcome = asyncio.run(controller.run([spec(i) for i in range(50)]))
+    assert time.monotonic() - t0 < 3
+    assert outcome.counters.done == 50
+    cancelled = [p for p in (tmp_path / "hosts").glob("*/result.json")
+                 if json.loads(p.read_text())["category"] == "cancelled"]
+    assert len(cancelled) == 49

@@ -57,3 +57,20 @@ def test_mislabelled_step_is_refused(tmp_path):
     docs["probe"]["step"] = "facts"
     with pytest.raises(ConfigError, match="probe document"):
         import_file(tmp_path, write(tmp_path, docs=docs))
+
+
+def test_a_host_already_in_the_run_is_not_overwritten(tmp_path):
+    first = write(tmp_path, "PC 1")
+    second = write(tmp_path, "PC_1")  # cleans up to the same folder name
+    run = tmp_path / "run"
+    import_file(run, first)
+    with pytest.raises(ConfigError, match="already holds host pc-1"):
+        import_file(run, second)
+    assert import_file(run, second, replace=True).host == "pc-1"
+
+
+def test_deeply_nested_file_is_refused_cleanly(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ConfigError, match="nested too deeply|not a JSON file"):
+        import_file(tmp_path, path)
