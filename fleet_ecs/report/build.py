@@ -20,12 +20,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleet_ecs.atomic import atomic_text_writer, write_text_atomic
 from fleet_ecs.errors import OutputError
 from fleet_ecs.models import Category, Status
-from fleet_ecs.atomic import atomic_text_writer, write_text_atomic
 from fleet_ecs.report.diff import RunChanges, TrendPoint, write_diff
 from fleet_ecs.report.hosttext import render_host_text, tool_version
-from fleet_ecs.report.html import render_html, slim_facts
+from fleet_ecs.report.html import category_rank, render_html, slim_facts
 from fleet_ecs.report.rundir import (
     CSV_FILE,
     HOSTS_DIR,
@@ -54,7 +54,7 @@ class ReportSummary:
     run_dir: Path
     hosts: int = 0
     by_status: dict[Status, int] = field(default_factory=dict)
-    by_category: dict[Category, int] = field(default_factory=dict)  # precedence order
+    by_category: dict[Category, int] = field(default_factory=dict)  # the report's order
     paths: list[Path] = field(default_factory=list)  # every file written, absolute
     skipped: list[SkippedResult] = field(default_factory=list)  # unreadable result.json
     problems: list[str] = field(default_factory=list)  # per-host reports that failed to render
@@ -90,7 +90,7 @@ def _count(summary: ReportSummary, entries: list[HostEntry]) -> None:
     summary.hosts = len(entries)
     summary.by_status = {s: statuses.get(s, 0) for s in Status}
     summary.by_category = {
-        c: categories[c] for c in sorted(Category, key=lambda c: c.precedence) if categories[c]
+        c: categories[c] for c in sorted(Category, key=category_rank) if categories[c]
     }
 
 

@@ -48,7 +48,9 @@ JS_ASSET = "assets/report.js"
 STATUS_ORDER = (Status.FAIL, Status.WARN, Status.OK)
 _STATUS_RANK = {status: rank for rank, status in enumerate(STATUS_ORDER)}
 # The order in which the probe decides, then the faults met before the probe ran.
-CATEGORY_ORDER = (*PRECEDENCE, *(c for c in Category if c not in PRECEDENCE))
+# The session's categories first (a host never reached comes before anything it could say),
+# then the probe's in decision order, ok last: one order for the page, the CSV summary and XLSX.
+CATEGORY_ORDER = (*(c for c in Category if c not in PRECEDENCE), *PRECEDENCE)
 _CATEGORY_RANK = {cat: rank for rank, cat in enumerate(CATEGORY_ORDER)}
 # Categories that mean the scanner never got a working session on the host.
 UNREACHED_PREFIXES = ("winrm_", "client_")

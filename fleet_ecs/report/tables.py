@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fleet_ecs.models import HostResult
 from fleet_ecs.atomic import atomic_text_writer
+from fleet_ecs.models import HostResult
 
 logger = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet_ecs.models import Category, Status
+from fleet_ecs.report.html import category_rank
 from fleet_ecs.report.rundir import HostEntry, RunInfo
 from fleet_ecs.report.tables import (
     BOOL_COLUMNS,
@@ -211,7 +212,7 @@ def write_xlsx(
     _write_summary(workbook.create_sheet(sheet_name(SUMMARY_SHEET, taken)), run, len(ordered),
                    by_status, by_category, cells)
     _write_hosts(workbook.create_sheet(sheet_name(HOSTS_SHEET, taken)), ordered, cells)
-    for category in sorted(failing, key=lambda c: c.precedence):
+    for category in sorted(failing, key=category_rank):
         sheet = workbook.create_sheet(sheet_name(category.value, taken))
         _write_hosts(sheet, failing[category], cells)
 
