@@ -2,6 +2,11 @@
 
 import pytest
 
+from fleet_ecs.transport.pypsrp_compat import make_pypsrp_thread_safe
+
+# Tests build pypsrp clients in many threads directly, as the controller does.
+make_pypsrp_thread_safe()
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_data_home(tmp_path_factory):

@@ -30,6 +30,7 @@ from typing import Any
 from fleet_ecs.errors import TransportError
 from fleet_ecs.models import Category, HostSpec, ScanSettings
 from fleet_ecs.transport.faults import one_line, translate
+from fleet_ecs.transport.pypsrp_compat import make_pypsrp_thread_safe
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class HostSession:
         from pypsrp.wsman import WSMan
 
         self.budget.check("connect")
+        make_pypsrp_thread_safe()
         kwargs = self._wsman_kwargs()
         self._wsman = self._call("connect", lambda: WSMan(self.spec.address, **kwargs))
         pool = RunspacePool(self._wsman, configuration_name=self.spec.configuration_name)
