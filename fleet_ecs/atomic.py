@@ -21,19 +21,18 @@ logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def atomic_text_writer(
-    path: Path, *, encoding: str = "utf-8", newline: str | None = "\n", durable: bool = False
-) -> Iterator[TextIO]:
-    """Yield a text handle whose content replaces ``path`` only if the block succeeds."""
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    Whatever the block writes there (text, a zip archive, a fetched capture) is removed when
+    the block fails, so neither a half file nor a stray temporary stays behind.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w", encoding=encoding, newline=newline) as handle:
-            yield handle
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
+        yield tmp
         # mkstemp creates 0600; outputs are meant to be shared like any other file.
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -42,6 +41,18 @@ def atomic_text_writer(
             tmp.unlink()
         raise
     logger.debug("wrote %s", path)
+
+
+@contextlib.contextmanager
+def atomic_text_writer(
+    path: Path, *, encoding: str = "utf-8", newline: str | None = "\n", durable: bool = False
+) -> Iterator[TextIO]:
+    """Yield a text handle whose content replaces ``path`` only if the block succeeds."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding=encoding, newline=newline) as handle:
+        yield handle
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def write_text_atomic(path: Path, text: str, *, encoding: str = "utf-8") -> None:

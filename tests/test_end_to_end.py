@@ -14,18 +14,19 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from sim_inventory import write_sim_inventory
 from typer.testing import CliRunner
 
 from fleet_ecs import cli
-from fleet_ecs.models import Category, CaptureMode, ScanSettings
+from fleet_ecs.models import CaptureMode, Category, ScanSettings
 from fleet_ecs.sim.credentials import DEMO_PASSWORD
 from fleet_ecs.sim.fleet import SimulatedFleet, build_hosts, demo_specs, find_free_block
-from fleet_ecs.sim.scenarios import DEMO_ORDER, get as scenario
+from fleet_ecs.sim.scenarios import DEMO_ORDER
+from fleet_ecs.sim.scenarios import get as scenario
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE_CATEGORIES = [c for c in Category if c.precedence <= Category.OK.precedence]
@@ -41,19 +42,7 @@ def read_csv(run_dir: Path) -> list[dict[str, str]]:
 
 
 def write_inventory(path: Path, base: str, scenarios: list[str], credential="simulator") -> None:
-    prefix = base.rsplit(".", 1)[0]
-    hosts = "\n".join(
-        f"  - name: h{i:02d}\n    address: {prefix}.{i}\n    vars: {{scenario: {name}}}"
-        for i, name in enumerate(scenarios, start=1)
-    )
-    path.write_text(textwrap.dedent(f"""\
-        defaults:
-          auth: basic
-          message_encryption: never
-          username: fleet-ecs-demo
-          credential: {credential}
-        hosts:
-        """) + hosts + "\n")
+    write_sim_inventory(path, scenarios, credential=credential, base=base)
 
 
 @pytest.fixture
@@ -136,7 +125,8 @@ def test_demo_verdicts_match_the_scenarios(demo_run):
     _, out = demo_run
     for i, row in enumerate(read_csv(out)):
         expected = scenario(DEMO_ORDER[i % len(DEMO_ORDER)])
-        assert (row["category"], row["status"]) == (expected.expected, expected.expected_status), row
+        wanted = (expected.expected, expected.expected_status)
+        assert (row["category"], row["status"]) == wanted, row
 
 
 def test_demo_failing_hosts_have_evidence_and_captures(demo_run):

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import csv
 import logging
-import textwrap
 
 import pytest
+from sim_inventory import write_sim_inventory
 from typer.testing import CliRunner
 
 from fleet_ecs import cli, history
 from fleet_ecs.inventory import load_inventory
 from fleet_ecs.sim.credentials import DEMO_PASSWORD
-from fleet_ecs.sim.fleet import SimulatedFleet, build_hosts, demo_scenarios, find_free_block
+from fleet_ecs.sim.fleet import SimulatedFleet, build_hosts, demo_scenarios
 from fleet_ecs.sim.scenarios import DEMO_ORDER
 from fleet_ecs.sim.scenarios import get as scenario
 
@@ -34,18 +34,7 @@ def run_cli(*args: str):
 def one_in_four_failing(tmp_path):
     """Four simulated hosts, one of them failing (25% not ok), for the test's duration."""
     names = ["healthy", "healthy", "dns-filter-nxdomain", "healthy"]
-    prefix = find_free_block(len(names)).rsplit(".", 1)[0]
-    hosts = "\n".join(f"  - name: h{i}\n    address: {prefix}.{i}\n    vars: {{scenario: {n}}}"
-                      for i, n in enumerate(names, start=1))
-    inventory = tmp_path / "fleet.yaml"
-    inventory.write_text(textwrap.dedent("""\
-        defaults:
-          auth: basic
-          message_encryption: never
-          username: fleet-ecs-demo
-          credential: simulator
-        hosts:
-        """) + hosts + "\n")
+    inventory = write_sim_inventory(tmp_path / "fleet.yaml", names, width=1)
     with SimulatedFleet(build_hosts(load_inventory(inventory).hosts)).start_in_thread():
         yield inventory
 

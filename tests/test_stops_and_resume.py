@@ -7,15 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
+from sim_inventory import write_sim_inventory
 from typer.testing import CliRunner
 
 from fleet_ecs import cli
 from fleet_ecs.inventory import load_inventory
-from fleet_ecs.sim.fleet import SimulatedFleet, build_hosts, find_free_block
+from fleet_ecs.sim.fleet import SimulatedFleet, build_hosts
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = ["healthy", "dns-filter-nxdomain", "tls-handshake-reset", "healthy",
@@ -23,21 +23,7 @@ SCENARIOS = ["healthy", "dns-filter-nxdomain", "tls-handshake-reset", "healthy",
 
 
 def inventory(tmp_path: Path, delay: float) -> Path:
-    prefix = find_free_block(len(SCENARIOS)).rsplit(".", 1)[0]
-    hosts = "\n".join(
-        f"  - name: h{i:02d}\n    address: {prefix}.{i}\n"
-        f"    vars: {{scenario: {name}, sim_delay: {delay}}}"
-        for i, name in enumerate(SCENARIOS, start=1))
-    path = tmp_path / "fleet.yaml"
-    path.write_text(textwrap.dedent("""\
-        defaults:
-          auth: basic
-          message_encryption: never
-          username: fleet-ecs-demo
-          credential: simulator
-        hosts:
-        """) + hosts + "\n")
-    return path
+    return write_sim_inventory(tmp_path / "fleet.yaml", SCENARIOS, sim_delay=delay)
 
 
 def start_scan(inv: Path, out: Path, *extra: str) -> subprocess.Popen:

@@ -19,7 +19,7 @@ from typing import Any
 from fleet_ecs.models import Category, Diagnosis, Finding, Status
 from fleet_ecs.probe import parse
 from fleet_ecs.probe.hints import HINTS, UAC_HINT  # noqa: F401 - UAC_HINT is re-exported
-from fleet_ecs.probe.paths import Target, read_target
+from fleet_ecs.probe.paths import WSA_ERRORS, Target, read_target
 
 C = Category
 PRECEDENCE = (
@@ -103,6 +103,7 @@ class _Diagnoser:
         self.findings: list[Finding] = []
         self.verdict = Verdict(Diagnosis(Status.OK, Category.OK, HINTS[Category.OK]))
         self.target: Target | None = read_target(self.probe) if self.probe else None
+        self.platform = parse.choose_platform(self.facts)
         self.used_proxy: str | None = None
         self.rules: dict[Category, Callable[[], Diagnosis | None]] = {
             C.INSUFFICIENT_PRIVILEGE: self._privilege,
@@ -163,7 +164,7 @@ class _Diagnoser:
     # -- findings that never decide alone ------------------------------------------------
 
     def _note_environment(self) -> None:
-        choice = parse.choose_platform(self.facts)
+        choice = self.platform
         if choice.source == "newest-folder" and choice.string_sort_pick:
             picked = choice.folder.rsplit("\\", 1)[-1] if choice.folder else None
             if picked != choice.string_sort_pick:
@@ -217,7 +218,7 @@ class _Diagnoser:
         return None
 
     def _defender_missing(self) -> Diagnosis | None:
-        choice = parse.choose_platform(self.facts)
+        choice = self.platform
         if choice.folder is None:
             evidence = ["no InstallLocation under HKLM\\SOFTWARE\\Microsoft\\Windows Defender",
                         "no versioned folder under " + (self.facts.get("platform_root")
@@ -269,7 +270,7 @@ class _Diagnoser:
 
     def _platform_age(self) -> Diagnosis | None:
         version_text = (self.facts.get("mp_status") or {}).get("AMProductVersion") \
-            or parse.choose_platform(self.facts).version
+            or self.platform.version
         version = parse.version_tuple(version_text)
         if not version:
             return None
@@ -352,14 +353,15 @@ class _Diagnoser:
         if t.tcp_ok is False and self.used_proxy:
             self._find("direct_tcp_failed", Status.OK,
                        f"direct TCP to {t.host}:443 failed (expected behind a proxy)")
+        dns_failed = not t.addresses or t.dns_error
+        if dns_failed and self.used_proxy:
+            # Behind a proxy the proxy resolves names; a local DNS failure is only a finding.
+            self._find("dns_local_failure", Status.WARN,
+                       _dns_failure_line(t.host, self.probe.get("dns") or {}))
 
     def _network_verdict(self) -> Diagnosis | None:
         """The first network category for the configured endpoint (used by ``_partial``)."""
-        kept = len(self.findings)
-        try:
-            return self._first(PRECEDENCE[PRECEDENCE.index(C.DNS_SINKHOLED):-1])
-        finally:
-            del self.findings[kept:]  # the rules run again in order; keep one copy of each
+        return self._first(PRECEDENCE[PRECEDENCE.index(C.DNS_SINKHOLED):-1])
 
     def _partial(self) -> Diagnosis | None:
         if not self.alternates or self.target is None or self.target.reachable:
@@ -389,15 +391,12 @@ class _Diagnoser:
         t = self.target
         if t.addresses and not t.dns_error:
             return None
+        if self.used_proxy:
+            return None  # the proxy resolves names; see the finding in _summarise_network
         dns = self.probe.get("dns") or {}
-        evidence = [f"Resolve-DnsName {t.host}: "
-                    + _first_line(dns.get("error") or "no A/AAAA record")]
+        evidence = [_dns_failure_line(t.host, dns)]
         if dns.get("native_code"):
             evidence.append(f"DNS error code {dns['native_code']}")
-        if self.used_proxy:
-            # Behind a proxy the proxy resolves names; a local DNS failure is then a finding.
-            self._find("dns_local_failure", Status.WARN, evidence[0])
-            return None
         return self._verdict(Status.FAIL, C.DNS_FAILURE, evidence)
 
     def _proxy_auth(self) -> Diagnosis | None:
@@ -417,7 +416,7 @@ class _Diagnoser:
             return None
         tcp_all = self.probe.get("tcp_all") or [self.probe.get("tcp") or {}]
         evidence = [f"TCP {c.get('address')}:{c.get('port', 443)} failed (socket error "
-                    f"{c.get('socket_error')}): {_first_line(c.get('error'))}"
+                    f"{_wsa(c.get('socket_error'))}): {_first_line(c.get('error'))}"
                     for c in tcp_all if c.get("address")]
         return self._verdict(Status.FAIL, C.TCP_BLOCKED, [*evidence, "no proxy configured"])
 
@@ -499,6 +498,16 @@ class _Diagnoser:
         if t.chain is not None:
             evidence.append(f"chain root: {t.chain.root}")
         return self._verdict(Status.OK, C.OK, evidence)
+
+
+def _dns_failure_line(host: str, dns: dict[str, Any]) -> str:
+    return f"Resolve-DnsName {host}: " + _first_line(dns.get("error") or "no A/AAAA record")
+
+
+def _wsa(code: Any) -> str:
+    """A WSA error number with its meaning: the English message beside it is localized."""
+    gloss = WSA_ERRORS.get(code) if isinstance(code, int) else None
+    return f"{code}, {gloss}" if gloss else str(code)
 
 
 def _lines(text: str | None) -> list[str]:

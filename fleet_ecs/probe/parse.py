@@ -175,8 +175,3 @@ def dns_addresses(dns: dict[str, Any] | None) -> list[str]:
     records = (dns or {}).get("records") or []
     return [r["IPAddress"] for r in records
             if r.get("IPAddress") and r.get("Type") in ("A", "AAAA")]
-
-
-def dns_cnames(dns: dict[str, Any] | None) -> list[str]:
-    records = (dns or {}).get("records") or []
-    return [r["NameHost"] for r in records if r.get("NameHost") and r.get("Type") == "CNAME"]

@@ -17,17 +17,15 @@ bytes: the document's dates are the run's, and the zip entries carry a fixed dat
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fleet_ecs.atomic import atomic_path
 from fleet_ecs.models import Category, Status
 from fleet_ecs.report.html import category_rank
 from fleet_ecs.report.rundir import HostEntry, RunInfo
@@ -216,22 +214,12 @@ def write_xlsx(
         sheet = workbook.create_sheet(sheet_name(category.value, taken))
         _write_hosts(sheet, failing[category], cells)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        from openpyxl.writer.excel import ExcelWriter
+    from openpyxl.writer.excel import ExcelWriter
 
-        # Not workbook.save(): it stamps the current time into the document.
-        workbook.properties.creator = "fleet-ecs"
-        workbook.properties.created = workbook.properties.modified = _document_time(run)
+    # Not workbook.save(): it stamps the current time into the document.
+    workbook.properties.creator = "fleet-ecs"
+    workbook.properties.created = workbook.properties.modified = _document_time(run)
+    with atomic_path(path) as tmp:
         archive = _SteadyZip(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
         ExcelWriter(workbook, archive).save()  # closes the archive
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
     logger.debug("wrote %s (%d hosts, %d category sheets)", path, len(ordered), len(failing))

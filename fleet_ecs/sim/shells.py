@@ -35,8 +35,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from psrpcore import PSRPPayload, ServerPipeline, ServerRunspacePool, StreamType
-from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException, PSInvocationState
-from psrpcore.types import PSVersion
+from psrpcore.types import (
+    ErrorCategory,
+    ErrorCategoryInfo,
+    NETException,
+    PSInvocationState,
+    PSVersion,
+)
 
 from fleet_ecs.sim import wsman
 from fleet_ecs.sim.pypsrp_fetch import pypsrp_fetch_step

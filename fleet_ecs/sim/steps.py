@@ -448,14 +448,18 @@ def _tls_ok(p: wt.HostProfile, host: str, ip: str) -> dict[str, Any]:
         "protocol": "Tls12",
         "elapsed_ms": 58 + p.seed[11] % 60,
         "error": None,
-        "cert": {
-            "subject": f"CN={host}",
-            "issuer": wt.MS_LEAF_ISSUER,
-            "thumbprint": wt.hex_id("leaf", host),
-            "not_before": "2025-03-18T12:04:11Z",
-            "not_after": "2026-03-13T12:04:11Z",
-            "chain": ms_chain(host),
-        },
+        "cert": _ms_leaf(host) | {"chain": ms_chain(host)},
+    }
+
+
+def _ms_leaf(host: str) -> dict[str, Any]:
+    """The leaf certificate of Microsoft's ECS front end for ``host``, without its chain."""
+    return {
+        "subject": f"CN={host}",
+        "issuer": wt.MS_LEAF_ISSUER,
+        "thumbprint": wt.hex_id("leaf", host),
+        "not_before": "2025-03-18T12:04:11Z",
+        "not_after": "2026-03-13T12:04:11Z",
     }
 
 
@@ -507,13 +511,9 @@ def _http_ok(p: wt.HostProfile, host: str) -> dict[str, Any]:
         "inner_errors": [],
         "tls12_available": True,
         "first_byte_ms": elapsed - 9,
-        "cert": {
-            "subject": f"CN={host}",
-            "issuer": wt.MS_LEAF_ISSUER,
-            "thumbprint": wt.hex_id("leaf", host),
-            "not_before": "2025-03-18T12:04:11Z",
-            "not_after": "2026-03-13T12:04:11Z",
-            "chain": [f"CN={host}", wt.MS_LEAF_ISSUER, wt.MS_ROOT],
+        # The admin path lists the chain's subjects and, beside them, their thumbprints.
+        "cert": _ms_leaf(host) | {
+            "chain": [c["subject"] for c in ms_chain(host)],
             "chain_thumbprints": [c["thumbprint"] for c in ms_chain(host)],
         },
     }

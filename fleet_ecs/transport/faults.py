@@ -37,7 +37,6 @@ from fleet_ecs.models import Category
 logger = logging.getLogger(__name__)
 
 # Win32 ERROR_WSMAN_* codes as Windows puts them in WSManFault/@Code (wsmerror.h).
-WSMAN_OPERATION_TIMEOUT = 2150858793
 WSMAN_SHELL_NOT_FOUND = 2150858843
 WSMAN_INVALID_RESOURCE_URI = 2150858811
 WSMAN_ACCESS_DENIED = 5

@@ -19,7 +19,6 @@ import binascii
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleet_ecs.atomic import atomic_path
 from fleet_ecs.errors import TransportError
 from fleet_ecs.models import Category, HostSpec, ScanSettings
 from fleet_ecs.transport.faults import one_line, translate
@@ -55,7 +55,6 @@ class Cancelled(TransportError):
 class StepOutput:
     objects: list[Any]
     errors: list[str]
-    had_errors: bool
 
 
 class Budget:
@@ -184,7 +183,7 @@ class HostSession:
             self._stop_pipeline(ps)
             raise
         errors = [one_line(err) for err in ps.streams.error]
-        return StepOutput(objects, errors, bool(ps.had_errors))
+        return StepOutput(objects, errors)
 
     def fetch(self, step: str, script: str, dest: Path, max_bytes: int) -> tuple[int, str]:
         """Stream a remote file written by the fetch step into ``dest``; return size and SHA-256.
@@ -201,10 +200,8 @@ class HostSession:
         digest = hashlib.sha256()
         size = 0
         summary: dict[str, Any] | None = None
-        tmp = dest.with_name(dest.name + ".part")
-        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(tmp, "wb") as out:
+            with atomic_path(dest) as tmp, open(tmp, "wb") as out:
                 self._call(step, ps.begin_invoke)
                 for item in self._drain(step, ps):
                     if isinstance(item, str) and item.startswith("{"):
@@ -220,10 +217,10 @@ class HostSession:
                             f"the capture grew past its bound of {max_bytes} bytes", step=step)
                     digest.update(chunk)
                     out.write(chunk)
-            _check_summary(summary, size, digest.hexdigest(), step)
-            os.replace(tmp, dest)
+                out.flush()
+                # Checked inside the block: a mismatch must leave no capture.etl behind.
+                _check_summary(summary, size, digest.hexdigest(), step)
         except BaseException:
-            tmp.unlink(missing_ok=True)
             self._stop_pipeline(ps)
             raise
         return size, digest.hexdigest().upper()
