@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+from test_scripts import CONTRACT_KEYS
 
 from fleet_ecs.probe import contract, parse, pslint, scripts, standalone
 
@@ -18,53 +19,9 @@ pytest.importorskip("tree_sitter_powershell")
 
 RUN_ID = "20250707T114122Z-3f9c"
 
-# The keys of every document the standalone file holds (contract.py docstring, schema 2).
-_TCP = ("address", "port", "ok", "elapsed_ms", "error", "socket_error")
-_HTTP = ("proxy", "elapsed_ms", "status", "status_description", "headers", "body_excerpt",
-         "error_status", "error_message", "inner_errors", "cert", "tls12_available",
-         "first_byte_ms")
-_CERT = ("subject", "issuer", "thumbprint", "not_before", "not_after", "chain")
-DOC_KEYS: dict[str, list[tuple[str, ...]]] = {
-    "facts": [
-        ("step", "schema", "ps_version", "ps_edition", "clr_version", "computer_name", "user",
-         "is_admin", "os_caption", "os_version", "os_build", "os_ubr", "product_type",
-         "temp_dir", "defender_install_location", "platform_root", "platform_folders",
-         "windefend_service", "mdcoresvc_service", "mp_status", "mp_status_error",
-         "is_elevated", "defender_policy", "onboarding_state", "onboarded_info",
-         "sense_service", "defender_proxy", "telemetry_proxy", "winhttp_proxy"),
-        ("AMProductVersion", "AMEngineVersion", "AMServiceVersion", "AMRunningMode",
-         "RealTimeProtectionEnabled"),
-        ("DisableCoreServiceECSIntegration", "ForceDefenderPassiveMode", "PassiveMode",
-         "DisableCoreService1DSTelemetry"),
-        ("ProxyServer", "ProxyPacUrl", "ProxyBypass"),
-    ],
-    "ecs": [
-        ("step", "schema", "path", "exists", "signature", "ran", "exit_code", "output",
-         "elapsed_ms"),
-        ("status", "status_message", "signer_subject", "signer_thumbprint"),
-    ],
-    "probe": [
-        ("step", "schema", "url", "host", "capture", "dns", "tcp", "winhttp_proxy", "http",
-         "tcp_all", "tls", "machine"),
-        ("requested", "status_before", "status_before_exit", "stale_stopped", "started",
-         "start_output", "start_exit", "stop_output", "stop_exit", "path", "size", "sha256",
-         "other_session"),
-        ("elapsed_ms", "records", "error", "error_id", "native_code"),
-        ("Name", "Type", "TTL"),
-        _TCP,
-        ("output", "exit_code"),
-        _HTTP,
-        _CERT,
-        ("mechanism", "address", "ok", "protocol", "elapsed_ms", "error", "cert"),
-        ("subject", "thumbprint"),
-        ("mechanism", "proxy", "proxy_source", "elapsed_ms", "status", "status_text",
-         "headers", "body_excerpt", "error_code", "error_message"),
-    ],
-    "alternates": [
-        ("step", "schema", "targets"),
-        ("url", "host", "dns", "tcp_all", "tls", "machine", "http"),
-    ],
-}
+# The contract's keys, written once in test_scripts.py: the standalone script must produce the
+# same documents as the step scripts it is assembled from.
+DOC_KEYS = {step: CONTRACT_KEYS[step] for step in ("facts", "ecs", "probe", "alternates")}
 ENVELOPE = [
     ("format", "version", "run_id", "computer_name", "generated_at", "docs"),
     ("facts", "ecs", "probe", "alternates"),
